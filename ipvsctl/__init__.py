@@ -1,0 +1,1 @@
+"""ipvsctl: the IPVS manager (lower layer; never imports pyvrrp)."""

@@ -1,0 +1,1 @@
+"""pyvrrp/core"""

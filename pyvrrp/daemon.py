@@ -1,0 +1,83 @@
+"""`pyvrrp run`: wire config, sockets, netlink and drivers; handle signals.
+
+SIGTERM/SIGINT: every master sends one priority-0 advert and removes its VIPs, then exit 0.
+SIGHUP: reload is not implemented yet; the running config is kept (never dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from pyvrrp.config.model import Config
+from pyvrrp.config.resolve import router_config
+from pyvrrp.core.events import Start, Stop
+from pyvrrp.core.router import VirtualRouter
+from pyvrrp.io.driver import InstanceDriver
+from pyvrrp.io.garp import GarpSender
+from pyvrrp.io.netlink import InterfaceError, Netlink
+from pyvrrp.io.raw_socket import VrrpSocket
+
+log = logging.getLogger("pyvrrp")
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+async def run(config: Config) -> int:
+    loop = asyncio.get_running_loop()
+    netlink = Netlink()
+    await netlink.open()
+    sockets: dict[str, VrrpSocket] = {}
+    garps: dict[str, GarpSender] = {}
+    drivers: list[InstanceDriver] = []
+    stop = asyncio.Event()
+    try:
+        gd = config.global_defs
+        for inst in config.vrrp_instances:
+            try:
+                iface = await netlink.interface(inst.interface)
+            except InterfaceError as err:
+                raise StartupError(f"{inst.pos}: vrrp_instance {inst.name}: {err}") from None
+            primary = inst.unicast_src_ip or inst.mcast_src_ip or iface.primary_ip
+            if primary is None:
+                raise StartupError(f"{inst.pos}: vrrp_instance {inst.name}: interface "
+                                   f"{inst.interface} has no IPv4 address to send from")
+            if inst.interface not in sockets:
+                sockets[inst.interface] = VrrpSocket(inst.interface, iface.index)
+                garps[inst.interface] = GarpSender(inst.interface)
+            sock = sockets[inst.interface]
+            if not inst.unicast_peer:
+                sock.join(gd.vrrp_mcast_group4)
+            router = VirtualRouter(router_config(inst, gd, primary))
+            drivers.append(InstanceDriver(router, inst, sock, garps[inst.interface], netlink,
+                                          iface.mac, gd.vrrp_mcast_group4))
+            log.info("(%s) VRID %d on %s from %s, priority %d, %s", inst.name,
+                     inst.virtual_router_id, inst.interface, primary, inst.priority,
+                     "unicast to " + ", ".join(map(str, inst.unicast_peer))
+                     if inst.unicast_peer else f"multicast to {gd.vrrp_mcast_group4}")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+            "SIGHUP: reload is not implemented yet; keeping the running config"))
+        for sock in sockets.values():
+            sock.start(loop)
+        for d in drivers:
+            d.feed(Start())
+        await stop.wait()
+        log.info("Stopping")
+        for d in drivers:
+            d.feed(Stop())
+        await asyncio.wait_for(asyncio.gather(*(d.drain() for d in drivers)), timeout=5)
+        return 0
+    finally:
+        for d in drivers:
+            d.close()
+        for sock in sockets.values():
+            sock.stop(loop) if not loop.is_closed() else None
+            sock.close()
+        for g in garps.values():
+            g.close()
+        netlink.close()

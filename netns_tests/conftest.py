@@ -10,7 +10,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from topology import PREFIX, Lab, cleanup_stale
+
+from pyvrrp.lab.topology import PREFIX, Lab, cleanup_stale
 
 HERE = Path(__file__).parent
 

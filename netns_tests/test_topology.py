@@ -10,7 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from topology import PREFIX, Lab, cleanup_stale, garps, netns_exists, vrrp_adverts, wait_for
+from decode import garps, vrrp_adverts
+
+from pyvrrp.lab.topology import PREFIX, Lab, cleanup_stale, netns_exists, wait_for
 
 VIP = "10.0.0.100"
 

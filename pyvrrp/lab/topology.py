@@ -18,17 +18,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
-
-from scapy.layers.inet import IP
-from scapy.layers.l2 import ARP, Ether
-from scapy.layers.vrrp import VRRP
-from scapy.packet import Packet
-from scapy.utils import rdpcap
+from typing import Any
 
 # Names are "pvt<pid>-<n>-<host>": the pid tells cleanup_stale() whether the
 # run that made a namespace is still alive.
@@ -118,70 +111,6 @@ def cleanup_stale() -> list[str]:
     return removed
 
 
-@dataclass(frozen=True)
-class Advert:
-    time: float
-    src: str
-    mac: str
-    vrid: int
-    priority: int
-    ttl: int
-    vrrp: VRRP
-    checksum_ok: bool
-
-    @property
-    def addrs(self) -> list[str]:
-        return [str(a) for a in self.vrrp.addrlist]
-
-    @property
-    def advert_int(self) -> int:
-        return int(self.vrrp.adv)
-
-
-class Garp(NamedTuple):
-    time: float
-    mac: str
-    ip: str
-
-
-def _vrrp_checksum_ok(layer: VRRP) -> bool:
-    rebuilt = layer.copy()
-    rebuilt.remove_payload()  # trailing Ethernet padding is not part of the message
-    rebuilt.chksum = None
-    return bool(VRRP(bytes(rebuilt)).chksum == layer.chksum)
-
-
-def vrrp_adverts(packets: Sequence[Packet]) -> list[Advert]:
-    """VRRPv2 adverts (scapy's VRRP layer; VRRPv3 packets are skipped)."""
-    out = []
-    for pkt in packets:
-        if VRRP not in pkt or IP not in pkt:
-            continue
-        v = pkt[VRRP]
-        out.append(
-            Advert(
-                time=float(pkt.time),
-                src=pkt[IP].src,
-                mac=pkt[Ether].src if Ether in pkt else "",
-                vrid=int(v.vrid),
-                priority=int(v.priority),
-                ttl=int(pkt[IP].ttl),
-                vrrp=v,
-                checksum_ok=_vrrp_checksum_ok(v),
-            )
-        )
-    return out
-
-
-def garps(packets: Sequence[Packet]) -> list[Garp]:
-    """Gratuitous ARPs (sender IP == target IP), requests or replies."""
-    return [
-        Garp(float(p.time), p[ARP].hwsrc, p[ARP].psrc)
-        for p in packets
-        if ARP in p and p[ARP].psrc == p[ARP].pdst
-    ]
-
-
 class Capture:
     """tcpdump writing a pcap in one namespace; use as a context manager."""
 
@@ -221,9 +150,11 @@ class Capture:
             self.proc.kill()
             self.proc.wait()
 
-    def packets(self) -> list[Packet]:
+    def packets(self) -> list[Any]:
         if not self.pcap.exists() or self.pcap.stat().st_size == 0:
             return []
+        from scapy.utils import rdpcap  # scapy stays out of the daemon's import path
+
         return list(rdpcap(str(self.pcap)))
 
 

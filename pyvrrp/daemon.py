@@ -12,11 +12,11 @@ import signal
 
 from pyvrrp.config.model import Config
 from pyvrrp.config.resolve import router_config
-from pyvrrp.core.events import Start, Stop
+from pyvrrp.core.events import SetFault, Start, Stop
 from pyvrrp.core.router import VirtualRouter
 from pyvrrp.io.driver import InstanceDriver
 from pyvrrp.io.garp import GarpSender
-from pyvrrp.io.netlink import InterfaceError, Netlink
+from pyvrrp.io.netlink import InterfaceError, LinkWatcher, Netlink
 from pyvrrp.io.raw_socket import VrrpSocket
 
 log = logging.getLogger("pyvrrp")
@@ -34,6 +34,7 @@ async def run(config: Config) -> int:
     garps: dict[str, GarpSender] = {}
     drivers: list[InstanceDriver] = []
     stop = asyncio.Event()
+    watcher: LinkWatcher | None = None
     try:
         gd = config.global_defs
         for inst in config.vrrp_instances:
@@ -62,6 +63,16 @@ async def run(config: Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
             "SIGHUP: reload is not implemented yet; keeping the running config"))
+        # keepalived tracks each instance's own interface: link down means FAULT.
+        def link_changed(ifname: str, up: bool) -> None:
+            for d in drivers:
+                if d.inst.interface == ifname:
+                    d.feed(SetFault(f"interface {ifname} down", not up))
+
+        watcher = LinkWatcher({d.inst.interface for d in drivers}, link_changed)
+        for ifname, up in (await watcher.start()).items():
+            if not up:
+                link_changed(ifname, False)
         for sock in sockets.values():
             sock.start(loop)
         for d in drivers:
@@ -73,6 +84,8 @@ async def run(config: Config) -> int:
         await asyncio.wait_for(asyncio.gather(*(d.drain() for d in drivers)), timeout=5)
         return 0
     finally:
+        if watcher is not None:
+            watcher.close()
         for d in drivers:
             d.close()
         for sock in sockets.values():

@@ -122,13 +122,16 @@ def _global_defs(r: _Reader, node: Node) -> GlobalDefs:
         if f.type == "bool":
             conv[f.name] = r.boolean
     values: dict[str, Any] = {}
+    where: dict[str, Node] = {}
     for k, v in r.mapping("global_defs", node):
         if k.value not in conv:
             raise r.fail(k, f"unknown keyword '{k.value}' in global_defs")
         values[k.value] = conv[k.value](k.value, v)
+        where[k.value] = v
     gd = GlobalDefs(**values)
-    if gd.vrrp_mcast_group4 and not gd.vrrp_mcast_group4.is_multicast:
-        raise r.fail(node, f"vrrp_mcast_group4 {gd.vrrp_mcast_group4} is not a multicast address")
+    if "vrrp_mcast_group4" in values and not gd.vrrp_mcast_group4.is_multicast:
+        raise r.fail(where["vrrp_mcast_group4"],
+                     f"vrrp_mcast_group4 {gd.vrrp_mcast_group4} is not a multicast address")
     return gd
 
 
@@ -212,6 +215,10 @@ def _instance(r: _Reader, name: Node, node: Node, gd: GlobalDefs) -> VrrpInstanc
         # keepalived 2.2.7 would put 0 or 1 s on the wire (issue #1615): refuse loudly.
         raise r.fail(where["advert_int"], f"advert_int {adv:g} is not whole seconds, "
                      "which VRRPv2 requires (use version 3 for sub-second adverts)")
+    if version == 3 and adv > 40.95:
+        # The v3 Max Adver Int is 12 bits of centiseconds (keepalived PR #2424).
+        raise r.fail(where["advert_int"], f"advert_int {adv:g} is above 40.95 s, the most "
+                     "VRRPv3 can carry")
     if version == 3 and values.get("auth_type"):
         r.warn(where["authentication"], "authentication is ignored with VRRPv3")
         values["auth_type"], values["auth_pass"] = None, ""

@@ -225,13 +225,15 @@ class VirtualRouter:
         elif pkt.ttl != 255:
             self._drop("ttl")
             return None
+        # RFC 3768 7.1 checks the version before the length and the checksum: a v3 advert
+        # (whose checksum a v2 router cannot verify) counts as a version error.
+        if pkt.data and pkt.data[0] >> 4 != cfg.version:
+            self._drop("version")
+            return None
         try:
             adv = decode(pkt.data, pkt.src, pkt.dst)
         except DecodeError as err:
             self._drop(err.reason)
-            return None
-        if adv.version != cfg.version:
-            self._drop("version")
             return None
         if adv.vrid != cfg.vrid:
             self._drop("vrid")
@@ -271,7 +273,9 @@ class VirtualRouter:
             self._preempt_time is None or self._preempt_time > now)
         if not self.cfg.preempt or adv.priority >= self.priority or delaying:
             if self.cfg.preempt_delay:
-                if adv.priority > self.priority:
+                # keepalived vrrp_state_backup: a master at least our priority stops any
+                # delay; the delay starts on first seeing a lower-priority master.
+                if adv.priority >= self.priority:
                     self._preempt_time = None
                 elif self._preempt_time is None:
                     self._preempt_time = now + self.cfg.preempt_delay
@@ -313,9 +317,10 @@ class VirtualRouter:
     # -- tracking -------------------------------------------------------------------------
 
     def _set_priority(self, ev: SetPriority, now: float) -> list[a.Action]:
-        if self.cfg.priority == OWNER or ev.priority == self.priority:
+        new = max(1, min(OWNER - 1, ev.priority))
+        if self.cfg.priority == OWNER or new == self.priority:
             return []
-        self.priority = max(1, min(OWNER - 1, ev.priority))
+        self.priority = new
         out: list[a.Action] = [a.Log("info", f"{self.cfg.name}: priority now {self.priority}"
                                              + (f" ({ev.reason})" if ev.reason else ""))]
         if self.state is State.MASTER:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 from pyvrrp.config.model import VirtualIP
 
@@ -96,3 +99,50 @@ class Netlink:
                 return False
             raise
         return True
+
+
+def _link_up(msg: object) -> bool:
+    # UNKNOWN is what drivers without carrier reporting say (dummy, tun): treat it as up.
+    return msg.get("IFLA_OPERSTATE") in ("UP", "UNKNOWN")  # type: ignore[attr-defined]
+
+
+class LinkWatcher:
+    """Reports link up/down of named interfaces as the kernel announces it (RTMGRP_LINK)."""
+
+    def __init__(self, names: set[str], on_change: Callable[[str, bool], None]) -> None:
+        self.names = names
+        self.on_change = on_change
+        self.state: dict[str, bool] = {}
+        self._ipr: AsyncIPRoute | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> dict[str, bool]:
+        """Subscribe, then read the current state (so no change falls between the two)."""
+        self._ipr = AsyncIPRoute()
+        await self._ipr.bind(groups=RTMGRP_LINK)
+        async with AsyncIPRoute() as query:
+            async for msg in await query.get_links():
+                name = msg.get("IFLA_IFNAME")
+                if name in self.names:
+                    self.state[name] = _link_up(msg)
+        self._task = asyncio.get_running_loop().create_task(self._listen(), name="link-watch")
+        return dict(self.state)
+
+    async def _listen(self) -> None:
+        assert self._ipr is not None
+        while True:
+            async for msg in self._ipr.get():
+                name = msg.get("IFLA_IFNAME")
+                if name not in self.names:
+                    continue
+                up = _link_up(msg) and msg.get("event") == "RTM_NEWLINK"
+                if self.state.get(name) != up:
+                    self.state[name] = up
+                    log.info("interface %s is %s", name, "up" if up else "down")
+                    self.on_change(name, up)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._ipr is not None:
+            self._ipr.close()

@@ -1,0 +1,25 @@
+"""config/node1.yaml and node2.yaml say exactly what the lab (and its tests) run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyvrrp.config.yaml_loader import load_yaml
+from pyvrrp.lab.speakers import Instance
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("node", "priority", "state"),
+                         [("node1", 100, "MASTER"), ("node2", 80, "BACKUP")])
+def test_config_file_matches_lab_instance(node: str, priority: int, state: str) -> None:
+    from_file, _ = load_yaml(ROOT / "config" / f"{node}.yaml")
+    inst = Instance(priority=priority, state=state, router_id=f"{node}.qinglin.com")
+    from_lab, _ = load_yaml("lab.yaml", yaml.safe_dump(inst.yaml_dict()))
+    strip = lambda c: [replace(i, pos=None) for i in c.vrrp_instances]  # noqa: E731
+    assert strip(from_file) == strip(from_lab)
+    assert from_file.global_defs == from_lab.global_defs

@@ -39,6 +39,8 @@ class Instance:
     vips: list[str] = field(default_factory=lambda: [f"{VIP}/24 dev eth0 label eth0:1"])
     router_id: str = "node"
     group: str = GROUP
+    unicast_src_ip: str | None = None
+    unicast_peers: list[str] = field(default_factory=list)
 
     def yaml_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -54,6 +56,9 @@ class Instance:
             body["preempt_delay"] = self.preempt_delay
         if self.garp_master_delay is not None:
             body["garp_master_delay"] = self.garp_master_delay
+        if self.unicast_peers:
+            body["unicast_src_ip"] = self.unicast_src_ip
+            body["unicast_peer"] = list(self.unicast_peers)
         return {"global_defs": {"router_id": self.router_id, "vrrp_mcast_group4": self.group},
                 "vrrp_instance": {"VI_1": body}}
 
@@ -69,6 +74,9 @@ class Instance:
             lines.append(f"    preempt_delay {self.preempt_delay:g}")
         if self.garp_master_delay is not None:
             lines.append(f"    garp_master_delay {self.garp_master_delay:g}")
+        if self.unicast_peers:
+            lines += [f"    unicast_src_ip {self.unicast_src_ip}", "    unicast_peer {",
+                      *(f"        {p}" for p in self.unicast_peers), "    }"]
         if self.auth_pass is not None:
             lines += ["    authentication {", "        auth_type PASS",
                       f"        auth_pass {self.auth_pass}", "    }"]

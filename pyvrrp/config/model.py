@@ -33,6 +33,77 @@ class VirtualIP:
 
 
 @dataclass(frozen=True)
+class VrrpScript:
+    """`vrrp_script NAME { script; interval; timeout; weight [reverse]; rise; fall; ... }`."""
+
+    name: str
+    script: str
+    pos: Pos
+    interval: int = 1
+    timeout: int | None = None  # keepalived: unset means `interval`
+    weight: int = 0
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+
+
+@dataclass(frozen=True)
+class TrackFile:
+    """Top-level `track_file NAME { file PATH; weight N [reverse]; init_file [V] [overwrite] }`."""
+
+    name: str
+    file: str
+    pos: Pos
+    weight: int = 1
+    reverse: bool = False
+    init_file: int | None = None
+    init_overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class TrackProcess:
+    """`vrrp_track_process NAME { process; param_match; weight; quorum; quorum_max; delay }`."""
+
+    name: str
+    process: str
+    pos: Pos
+    param_match: str | None = None  # None: name only; "initial" | "partial": with args
+    parameters: str = ""
+    weight: int = 1
+    weight_reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None
+    delay: float = 0.0
+    full_command: bool = False
+
+
+@dataclass(frozen=True)
+class Track:
+    """One line of an instance's track_script / track_interface / track_file /
+    track_process block: the object's name and an optional weight override."""
+
+    name: str
+    pos: Pos
+    weight: int | None = None
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
+class Notify:
+    """An instance's notify scripts; each is a command line, run without a shell."""
+
+    master: str | None = None
+    backup: str | None = None
+    fault: str | None = None
+    stop: str | None = None
+    any: str | None = None  # `notify`: gets INSTANCE name state priority appended
+    master_rx_lower_pri: str | None = None
+
+
+@dataclass(frozen=True)
 class GlobalDefs:
     router_id: str | None = None
     vrrp_mcast_group4: IPv4Address = IPv4Address("224.0.0.18")
@@ -47,6 +118,18 @@ class GlobalDefs:
     vrrp_min_garp: bool = False
     vrrp_lower_prio_no_advert: bool = False
     vrrp_higher_prio_send_advert: bool = False
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_port: int = 25
+    smtp_helo_name: str | None = None
+    smtp_connect_timeout: float = 30.0
+    smtp_alert: bool = False
+    enable_script_security: bool = False
+    script_user: str | None = None
+    script_group: str | None = None
+    notify_fifo: str | None = None
+    vrrp_notify_fifo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +159,12 @@ class VrrpInstance:
     garp_master_refresh: float | None = None
     garp_master_refresh_repeat: int | None = None
     garp_lower_prio_repeat: int | None = None
+    track_script: tuple[Track, ...] = ()
+    track_interface: tuple[Track, ...] = ()
+    track_file: tuple[Track, ...] = ()
+    track_process: tuple[Track, ...] = ()
+    notify: Notify = field(default_factory=Notify)
+    smtp_alert: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -83,3 +172,6 @@ class Config:
     source: str
     global_defs: GlobalDefs = field(default_factory=GlobalDefs)
     vrrp_instances: tuple[VrrpInstance, ...] = ()
+    vrrp_scripts: tuple[VrrpScript, ...] = ()
+    track_files: tuple[TrackFile, ...] = ()
+    track_processes: tuple[TrackProcess, ...] = ()

@@ -20,7 +20,18 @@ from typing import Any
 import yaml
 
 from pyvrrp.config.diagnostics import ConfigError, Diagnostic
-from pyvrrp.config.model import Config, GlobalDefs, Pos, VrrpInstance
+from pyvrrp.config.model import (
+    Config,
+    GlobalDefs,
+    Notify,
+    Pos,
+    Track,
+    TrackFile,
+    TrackProcess,
+    VrrpInstance,
+    VrrpScript,
+)
+from pyvrrp.config.tracks import check_tracks
 from pyvrrp.config.vip import parse_vip
 
 Node = yaml.Node
@@ -117,6 +128,12 @@ def _global_defs(r: _Reader, node: Node) -> GlobalDefs:
         "vrrp_garp_master_refresh": lambda k, n: r.number(k, n, 0, 86400),
         "vrrp_garp_master_refresh_repeat": lambda k, n: r.integer(k, n, 1, 255),
         "vrrp_garp_lower_prio_repeat": lambda k, n: r.integer(k, n, 0, 255),
+        "notification_email": lambda k, n: tuple(r.text(k, i) for i in r.sequence(k, n)),
+        "notification_email_from": r.text,
+        "smtp_helo_name": r.text,
+        "smtp_connect_timeout": lambda k, n: r.number(k, n, 1, 3600),
+        "notify_fifo": r.text,
+        "vrrp_notify_fifo": r.text,
     }
     for f in fields(GlobalDefs):
         if f.type == "bool":
@@ -124,6 +141,22 @@ def _global_defs(r: _Reader, node: Node) -> GlobalDefs:
     values: dict[str, Any] = {}
     where: dict[str, Node] = {}
     for k, v in r.mapping("global_defs", node):
+        if k.value == "smtp_server":
+            # keepalived: `smtp_server IP [PORT]`
+            words = r.text(k.value, v).split()
+            if len(words) > 2 or (len(words) == 2 and not words[1].isdigit()):
+                raise r.fail(v, "smtp_server takes an address and an optional port")
+            values["smtp_server"] = words[0]
+            if len(words) == 2:
+                values["smtp_port"] = int(words[1])
+            continue
+        if k.value == "script_user":
+            words = r.text(k.value, v).split()
+            if len(words) > 2:
+                raise r.fail(v, "script_user takes a user and an optional group")
+            values["script_user"] = words[0]
+            values["script_group"] = words[1] if len(words) == 2 else None
+            continue
         if k.value not in conv:
             raise r.fail(k, f"unknown keyword '{k.value}' in global_defs")
         values[k.value] = conv[k.value](k.value, v)
@@ -192,7 +225,14 @@ def _instance(r: _Reader, name: Node, node: Node, gd: GlobalDefs) -> VrrpInstanc
         "garp_master_refresh": lambda k, n: r.number(k, n, 0, 86400),
         "garp_master_refresh_repeat": lambda k, n: r.integer(k, n, 1, 255),
         "garp_lower_prio_repeat": lambda k, n: r.integer(k, n, 0, 255),
+        "track_script": lambda k, n: _tracks(r, k, n, 253),
+        "track_interface": lambda k, n: _tracks(r, k, n, 253),
+        "track_file": lambda k, n: _tracks(r, k, n, 254),
+        "track_process": lambda k, n: _tracks(r, k, n, 254),
+        "smtp_alert": r.boolean,
     }
+    for key in NOTIFY_KEYS:
+        conv[key] = r.text
     for k, v in r.mapping(name.value, node):
         if k.value not in conv:
             raise r.fail(k, f"unknown keyword '{k.value}' in vrrp_instance {name.value}")
@@ -203,6 +243,8 @@ def _instance(r: _Reader, name: Node, node: Node, gd: GlobalDefs) -> VrrpInstanc
             raise r.fail(name, f"vrrp_instance {name.value} needs '{required}'")
     if "authentication" in values:
         values["auth_type"], values["auth_pass"] = values.pop("authentication")
+    values["notify"] = Notify(**{NOTIFY_KEYS[k]: values.pop(k) for k in list(values)
+                                 if k in NOTIFY_KEYS})
     # keepalived: without priority, MASTER means owner (255) and BACKUP means 100;
     # without state, priority 255 means MASTER.
     if "priority" not in values:
@@ -239,6 +281,117 @@ def _instance(r: _Reader, name: Node, node: Node, gd: GlobalDefs) -> VrrpInstanc
     return VrrpInstance(name=str(name.value), pos=r.pos(name), **values)
 
 
+NOTIFY_KEYS = {"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault",
+               "notify_stop": "stop", "notify": "any",
+               "notify_master_rx_lower_pri": "master_rx_lower_pri"}
+
+
+def _weight(r: _Reader, node: Node, text: str, bound: int) -> tuple[int, bool]:
+    """keepalived's `N [reverse]` weight syntax."""
+    words = text.split()
+    try:
+        weight = int(words[0])
+    except (ValueError, IndexError):
+        raise r.fail(node, f"weight must be an integer, got '{text}'") from None
+    if not -bound <= weight <= bound:
+        raise r.fail(node, f"weight {weight} is outside {-bound}..{bound}")
+    if words[1:] not in ([], ["reverse"], ["no_reverse"]):
+        raise r.fail(node, f"unexpected '{' '.join(words[1:])}' after the weight")
+    return weight, words[1:] == ["reverse"]
+
+
+def _tracks(r: _Reader, key: str, node: Node, bound: int) -> tuple[Track, ...]:
+    """Entries written as keepalived writes them: `NAME [weight N [reverse]]`."""
+    out = []
+    for item in r.sequence(key, node):
+        words = r.text(key, item).split()
+        weight: int | None = None
+        reverse = False
+        if len(words) > 1:
+            if words[1] != "weight" or len(words) < 3:
+                raise r.fail(item, f"{key}: expected 'NAME [weight N [reverse]]'")
+            weight, reverse = _weight(r, item, " ".join(words[2:]), bound)
+        out.append(Track(words[0], r.pos(item), weight, reverse))
+    return tuple(out)
+
+
+def _script_owner(r: _Reader, node: Node, key: str) -> tuple[str, str | None]:
+    words = r.text(key, node).split()
+    if not 1 <= len(words) <= 2:
+        raise r.fail(node, f"'{key}' takes a user and an optional group")
+    return words[0], (words[1] if len(words) == 2 else None)
+
+
+def _vrrp_script(r: _Reader, name: Node, node: Node) -> VrrpScript:
+    values: dict[str, Any] = {}
+    for k, v in r.mapping(name.value, node):
+        key = k.value
+        if key == "script":
+            values["script"] = r.text(key, v)
+        elif key in ("interval", "timeout"):
+            values[key] = max(1, r.integer(key, v, 0, 86400))  # keepalived: 0 means 1
+        elif key in ("rise", "fall"):
+            values[key] = r.integer(key, v, 1, 1000)
+        elif key == "weight":
+            values["weight"], values["weight_reverse"] = _weight(r, v, r.text(key, v), 253)
+        elif key == "user":
+            values["user"], values["group"] = _script_owner(r, v, key)
+        elif key == "init_fail":
+            values["init_fail"] = r.boolean(key, v)
+        else:
+            raise r.fail(k, f"unknown keyword '{key}' in vrrp_script {name.value}")
+    if "script" not in values:
+        raise r.fail(name, f"vrrp_script {name.value} needs 'script'")
+    return VrrpScript(name=str(name.value), pos=r.pos(name), **values)
+
+
+def _track_file(r: _Reader, name: Node, node: Node) -> TrackFile:
+    values: dict[str, Any] = {}
+    for k, v in r.mapping(name.value, node):
+        key = k.value
+        if key == "file":
+            values["file"] = r.text(key, v)
+        elif key == "weight":
+            values["weight"], values["reverse"] = _weight(r, v, r.text(key, v), 254)
+        elif key == "init_file":
+            words = r.text(key, v).split()
+            values["init_overwrite"] = "overwrite" in words
+            nums = [w for w in words if w != "overwrite"]
+            values["init_file"] = int(nums[0]) if nums and nums[0].lstrip("-").isdigit() else 0
+        else:
+            raise r.fail(k, f"unknown keyword '{key}' in track_file {name.value}")
+    if "file" not in values:
+        raise r.fail(name, f"track_file {name.value} needs 'file'")
+    return TrackFile(name=str(name.value), pos=r.pos(name), **values)
+
+
+def _track_process(r: _Reader, name: Node, node: Node) -> TrackProcess:
+    values: dict[str, Any] = {}
+    for k, v in r.mapping(name.value, node):
+        key = k.value
+        if key == "process":
+            words = r.text(key, v).split(maxsplit=1)
+            values["process"] = words[0]
+            values["parameters"] = words[1] if len(words) > 1 else ""
+        elif key == "param_match":
+            values["param_match"] = r.text(key, v)
+            if values["param_match"] not in ("initial", "partial"):
+                raise r.fail(v, "param_match must be 'initial' or 'partial'")
+        elif key == "weight":
+            values["weight"], values["weight_reverse"] = _weight(r, v, r.text(key, v), 254)
+        elif key in ("quorum", "quorum_max"):
+            values[key] = r.integer(key, v, 1, 65535)
+        elif key in ("delay", "fork_delay", "terminate_delay"):
+            values["delay"] = max(values.get("delay", 0.0), r.number(key, v, 0, 3600))
+        elif key == "full_command":
+            values["full_command"] = r.boolean(key, v)
+        else:
+            raise r.fail(k, f"unknown keyword '{key}' in vrrp_track_process {name.value}")
+    if "process" not in values:
+        raise r.fail(name, f"vrrp_track_process {name.value} needs 'process'")
+    return TrackProcess(name=str(name.value), pos=r.pos(name), **values)
+
+
 def load_yaml(path: str | Path, text: str | None = None) -> tuple[Config, list[Diagnostic]]:
     """Load a YAML config; raise ConfigError (file:line:col) when it cannot run."""
     source = str(path)
@@ -258,6 +411,11 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Config, list[D
         raise ConfigError.at(Pos(source, 1, 1), "the config is empty")
     gd = GlobalDefs()
     instances: list[VrrpInstance] = []
+    blocks: dict[str, tuple[Callable[[_Reader, Node, Node], Any], list[Any]]] = {
+        "vrrp_script": (_vrrp_script, []),
+        "track_file": (_track_file, []),
+        "vrrp_track_process": (_track_process, []),
+    }
     top = r.mapping("the config", root)
     for k, v in top:
         if k.value == "global_defs":
@@ -265,12 +423,18 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Config, list[D
     for k, v in top:
         if k.value == "global_defs":
             continue
+        if k.value in blocks:
+            make, found = blocks[k.value]
+            found += [make(r, name, body) for name, body in r.mapping(k.value, v)]
+            continue
         if k.value != "vrrp_instance":
             raise r.fail(k, f"unknown top-level keyword '{k.value}'")
         for name, body in r.mapping(k.value, v):
             instances.append(_instance(r, name, body, gd))
     _check_unique(r, instances)
-    return Config(source, gd, tuple(instances)), r.diags
+    config = Config(source, gd, tuple(instances), tuple(blocks["vrrp_script"][1]),
+                    tuple(blocks["track_file"][1]), tuple(blocks["vrrp_track_process"][1]))
+    return check_tracks(config, r.diags), r.diags
 
 
 def _check_unique(r: _Reader, instances: list[VrrpInstance]) -> None:

@@ -18,6 +18,7 @@ from pyvrrp.io.driver import InstanceDriver
 from pyvrrp.io.garp import GarpSender
 from pyvrrp.io.netlink import InterfaceError, LinkWatcher, Netlink
 from pyvrrp.io.raw_socket import VrrpSocket
+from pyvrrp.track.manager import TrackManager
 
 log = logging.getLogger("pyvrrp")
 
@@ -35,6 +36,7 @@ async def run(config: Config) -> int:
     drivers: list[InstanceDriver] = []
     stop = asyncio.Event()
     watcher: LinkWatcher | None = None
+    tracker = TrackManager(config)
     try:
         gd = config.global_defs
         for inst in config.vrrp_instances:
@@ -63,16 +65,24 @@ async def run(config: Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
             "SIGHUP: reload is not implemented yet; keeping the running config"))
+        for d in drivers:
+            tracker.add_instance(d.inst, d.feed)
+
         # keepalived tracks each instance's own interface: link down means FAULT.
         def link_changed(ifname: str, up: bool) -> None:
             for d in drivers:
                 if d.inst.interface == ifname:
                     d.feed(SetFault(f"interface {ifname} down", not up))
+            tracker.link_changed(ifname, up)
 
-        watcher = LinkWatcher({d.inst.interface for d in drivers}, link_changed)
-        for ifname, up in (await watcher.start()).items():
-            if not up:
+        names = {d.inst.interface for d in drivers} | tracker.tracked_links()
+        watcher = LinkWatcher(names, link_changed)
+        links = await watcher.start()
+        for ifname in names:
+            tracker.links[ifname] = links.get(ifname, False)
+            if not links.get(ifname, False) and ifname in {d.inst.interface for d in drivers}:
                 link_changed(ifname, False)
+        tracker.start()
         for sock in sockets.values():
             sock.start(loop)
         for d in drivers:
@@ -84,6 +94,7 @@ async def run(config: Config) -> int:
         await asyncio.wait_for(asyncio.gather(*(d.drain() for d in drivers)), timeout=5)
         return 0
     finally:
+        tracker.close()
         if watcher is not None:
             watcher.close()
         for d in drivers:

@@ -315,10 +315,12 @@ class VirtualRouter:
         if self.cfg.priority == OWNER or new == self.priority:
             return []
         self.priority = new
-        out: list[a.Action] = [a.Log("info", f"{self.cfg.name}: priority now {self.priority}"
+        out: list[a.Action] = [a.Log("info", f"({self.cfg.name}) Changing effective priority "
+                                             f"to {self.priority}"
                                              + (f" ({ev.reason})" if ev.reason else ""))]
         if self.state is State.MASTER:
-            out.append(a.SendAdvert(self.advert()))
+            # keepalived advertises the new priority at once, and re-sends its GARPs.
+            out += [a.SendAdvert(self.advert()), a.SendGarp(self.cfg.garp_master_repeat)]
             self._timers.adver = now + self.interval
         return out
 

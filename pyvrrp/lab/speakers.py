@@ -41,6 +41,10 @@ class Instance:
     group: str = GROUP
     unicast_src_ip: str | None = None
     unicast_peers: list[str] = field(default_factory=list)
+    # vrrp_script blocks by name (keepalived keywords -> values) and what the instance tracks
+    scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    track_script: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # more instance keywords
 
     def yaml_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -59,12 +63,24 @@ class Instance:
         if self.unicast_peers:
             body["unicast_src_ip"] = self.unicast_src_ip
             body["unicast_peer"] = list(self.unicast_peers)
-        return {"global_defs": {"router_id": self.router_id, "vrrp_mcast_group4": self.group},
-                "vrrp_instance": {"VI_1": body}}
+        if self.track_script:
+            body["track_script"] = list(self.track_script)
+        body.update(self.extra)
+        doc: dict[str, Any] = {"global_defs": {"router_id": self.router_id,
+                                               "vrrp_mcast_group4": self.group}}
+        if self.scripts:
+            doc["vrrp_script"] = {k: dict(v) for k, v in self.scripts.items()}
+        doc["vrrp_instance"] = {"VI_1": body}
+        return doc
 
     def keepalived_conf(self) -> str:
         lines = ["global_defs {", f"    router_id {self.router_id}",
-                 f"    vrrp_mcast_group4 {self.group}", "}", "vrrp_instance VI_1 {",
+                 f"    vrrp_mcast_group4 {self.group}", "}"]
+        for name, kw in self.scripts.items():
+            lines += [f"vrrp_script {name} {{",
+                      *(f'    {k} "{v}"' if k == "script" else f"    {k} {v}"
+                        for k, v in kw.items()), "}"]
+        lines += ["vrrp_instance VI_1 {",
                  f"    state {self.state}", "    interface eth0",
                  f"    virtual_router_id {self.vrid}", f"    priority {self.priority}",
                  f"    advert_int {self.advert_int}"]
@@ -77,6 +93,10 @@ class Instance:
         if self.unicast_peers:
             lines += [f"    unicast_src_ip {self.unicast_src_ip}", "    unicast_peer {",
                       *(f"        {p}" for p in self.unicast_peers), "    }"]
+        if self.track_script:
+            lines += ["    track_script {", *(f"        {t}" for t in self.track_script), "    }"]
+        for k, v in self.extra.items():
+            lines.append(f"    {k} {v}")
         if self.auth_pass is not None:
             lines += ["    authentication {", "        auth_type PASS",
                       f"        auth_pass {self.auth_pass}", "    }"]

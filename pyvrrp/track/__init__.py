@@ -1,0 +1,1 @@
+"""Tracked objects: vrrp_script runs, track_file and track_process polls, and their wiring."""

@@ -1,0 +1,136 @@
+"""Wire tracked objects to instances: on any change, recompute and feed the routers.
+
+Only objects that some instance tracks are started, as in keepalived. A script that
+does not exist or cannot be executed is disabled at start with keepalived's warning, and
+the instances behave as if it were not tracked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyvrrp.config.model import Config, Track, VrrpInstance
+from pyvrrp.core.events import Event, SetFault, SetPriority
+from pyvrrp.core.tracking import TrackState, effective
+from pyvrrp.track.command import resolve, split_command
+from pyvrrp.track.sources import FileSource, ProcessSource, ScriptSource
+
+log = logging.getLogger("pyvrrp.track")
+
+Feed = Callable[[Event], None]
+ScriptUser = Callable[[str, str | None, str | None], tuple[int | None, int | None]]
+
+
+@dataclass
+class _Instance:
+    inst: VrrpInstance
+    feed: Feed
+    faults: frozenset[str] = frozenset()
+    priority: int | None = None
+
+
+class TrackManager:
+    def __init__(self, config: Config, script_user: ScriptUser | None = None) -> None:
+        self.config = config
+        self.script_user = script_user
+        self.scripts: dict[str, ScriptSource] = {}
+        self.files: dict[str, FileSource] = {}
+        self.processes: dict[str, ProcessSource] = {}
+        self.links: dict[str, bool] = {}
+        self._instances: list[_Instance] = []
+        self.disabled: set[str] = set()
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def add_instance(self, inst: VrrpInstance, feed: Feed) -> None:
+        self._instances.append(_Instance(inst, feed))
+        for t in inst.track_script:
+            if t.name not in self.scripts and t.name not in self.disabled:
+                self._add_script(t.name)
+        for t in inst.track_file:
+            if t.name not in self.files:
+                tf = next(f for f in self.config.track_files if f.name == t.name)
+                self.files[t.name] = FileSource(tf, self.update)
+        for t in inst.track_process:
+            if t.name not in self.processes:
+                tp = next(p for p in self.config.track_processes if p.name == t.name)
+                self.processes[t.name] = ProcessSource(tp, self.update)
+
+    def _add_script(self, name: str) -> None:
+        script = next(s for s in self.config.vrrp_scripts if s.name == name)
+        try:
+            argv = split_command(script.script)
+        except ValueError as err:
+            argv = []
+            log.warning("%s: vrrp_script %s: cannot parse script '%s': %s", script.pos, name,
+                        script.script, err)
+        path = resolve(argv[0]) if argv else None
+        if path is None:
+            log.warning("%s: vrrp_script %s: script '%s' not found or not executable",
+                        script.pos, name, argv[0] if argv else script.script)
+            log.warning("Disabling track script %s since not found/accessible", name)
+            self.disabled.add(name)
+            return
+        uid, gid = (None, None)
+        if self.script_user is not None:
+            uid, gid = self.script_user(script.script, script.user, script.group)
+        self.scripts[name] = ScriptSource(script, [path, *argv[1:]], self.update, uid, gid)
+
+    def tracked_links(self) -> set[str]:
+        return {t.name for i in self._instances for t in i.inst.track_interface}
+
+    def start(self) -> None:
+        """Start the observers, then push the initial priorities and faults."""
+        for source in (*self.scripts.values(), *self.files.values(), *self.processes.values()):
+            source.start()
+        self.update()
+
+    def close(self) -> None:
+        for source in (*self.scripts.values(), *self.files.values(), *self.processes.values()):
+            source.close()
+
+    # -- recomputation --------------------------------------------------------------------
+
+    def link_changed(self, ifname: str, up: bool) -> None:
+        self.links[ifname] = up
+        self.update()
+
+    def states(self, inst: VrrpInstance) -> list[TrackState]:
+        out: list[TrackState] = []
+        for t in inst.track_script:
+            src = self.scripts.get(t.name)
+            if src is not None:
+                w, rev = _weight(t, src.script.weight, src.script.weight_reverse)
+                out.append(TrackState(f"track_script {t.name}", w, rev, up=src.up))
+        for t in inst.track_interface:
+            w, rev = _weight(t, 0, False)
+            out.append(TrackState(f"track_interface {t.name}", w, rev,
+                                  up=self.links.get(t.name, False)))
+        for t in inst.track_file:
+            fsrc = self.files[t.name]
+            w, rev = _weight(t, fsrc.tf.weight, fsrc.tf.reverse)
+            out.append(TrackState(f"track_file {t.name}", w, rev, value=fsrc.value))
+        for t in inst.track_process:
+            psrc = self.processes[t.name]
+            w, rev = _weight(t, psrc.tp.weight, psrc.tp.weight_reverse)
+            out.append(TrackState(f"track_process {t.name}", w, rev, up=psrc.up))
+        return out
+
+    def update(self) -> None:
+        for item in self._instances:
+            priority, faults = effective(item.inst.priority, self.states(item.inst))
+            for name in sorted(faults - item.faults):
+                item.feed(SetFault(name, True))
+            for name in sorted(item.faults - faults):
+                item.feed(SetFault(name, False))
+            item.faults = faults
+            if priority != item.priority:
+                if item.priority is not None or priority != item.inst.priority:
+                    item.feed(SetPriority(priority, "tracking"))
+                item.priority = priority
+
+
+def _weight(t: Track, default: int, default_reverse: bool) -> tuple[int, bool]:
+    return (default, default_reverse) if t.weight is None else (t.weight, t.reverse)

@@ -37,34 +37,45 @@ def resolve(argv0: str) -> str | None:
 
 async def run_bounded(argv: list[str], timeout: float, user: int | None = None,
                       group: int | None = None) -> Outcome:
+    # Our own pipe, not asyncio's: on 3.11 Process.wait() also waits for every holder of
+    # the child's stdout to close it, and a daemon the script started may hold it forever.
+    rfd, wfd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True, user=user, group=group)
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd,
+            start_new_session=True, user=user, group=group)
     except OSError as err:
+        os.close(rfd)
         return Outcome(None, b"", f"cannot run {argv[0]}: {err.strerror}")
+    finally:
+        os.close(wfd)
+    os.set_blocking(rfd, False)
     kept = bytearray()
+    loop = asyncio.get_running_loop()
 
-    async def drain() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            if len(kept) < KEEP_OUTPUT:
-                kept.extend(chunk[: KEEP_OUTPUT - len(kept)])
+    def readable() -> None:
+        try:
+            chunk = os.read(rfd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            loop.remove_reader(rfd)
+        elif len(kept) < KEEP_OUTPUT:
+            kept.extend(chunk[: KEEP_OUTPUT - len(kept)])
 
-    reader = asyncio.ensure_future(drain())
+    loop.add_reader(rfd, readable)
     try:
         status = await asyncio.wait_for(proc.wait(), timeout)
+        error = ""
     except TimeoutError:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         await proc.wait()
-        reader.cancel()
-        return Outcome(None, bytes(kept), f"timed out after {timeout:g}s, process group killed")
-    # A child that daemonised may keep the pipe open: stop reading, don't wait for it.
-    try:
-        await asyncio.wait_for(asyncio.shield(reader), 0.05)
-    except TimeoutError:
-        reader.cancel()
-    return Outcome(status, bytes(kept))
+        status, error = None, f"timed out after {timeout:g}s, process group killed"
+    finally:
+        readable()
+        loop.remove_reader(rfd)
+        os.close(rfd)
+    return Outcome(status, bytes(kept), error)

@@ -45,6 +45,7 @@ class Instance:
     scripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     track_script: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # more instance keywords
+    top: dict[str, Any] = field(default_factory=dict)  # more top-level blocks (YAML form)
 
     def yaml_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -70,6 +71,7 @@ class Instance:
                                                "vrrp_mcast_group4": self.group}}
         if self.scripts:
             doc["vrrp_script"] = {k: dict(v) for k, v in self.scripts.items()}
+        doc.update(self.top)
         doc["vrrp_instance"] = {"VI_1": body}
         return doc
 

@@ -17,7 +17,9 @@ from pyvrrp.core.router import VirtualRouter
 from pyvrrp.io.driver import InstanceDriver
 from pyvrrp.io.garp import GarpSender
 from pyvrrp.io.netlink import InterfaceError, LinkWatcher, Netlink
+from pyvrrp.io.notify import Notifier
 from pyvrrp.io.raw_socket import VrrpSocket
+from pyvrrp.io.scripts import report_script_security
 from pyvrrp.track.manager import TrackManager
 
 log = logging.getLogger("pyvrrp")
@@ -37,6 +39,7 @@ async def run(config: Config) -> int:
     stop = asyncio.Event()
     watcher: LinkWatcher | None = None
     tracker = TrackManager(config)
+    notifiers: list[Notifier] = []
     try:
         gd = config.global_defs
         for inst in config.vrrp_instances:
@@ -55,8 +58,13 @@ async def run(config: Config) -> int:
             if not inst.unicast_peer:
                 sock.join(gd.vrrp_mcast_group4)
             router = VirtualRouter(router_config(inst, gd, primary))
-            drivers.append(InstanceDriver(router, inst, sock, garps[inst.interface], netlink,
-                                          iface.mac, gd.vrrp_mcast_group4))
+            notifier = Notifier(gd, inst, loop)
+            notifiers.append(notifier)
+            drivers.append(InstanceDriver(
+                router, inst, sock, garps[inst.interface], netlink, iface.mac,
+                gd.vrrp_mcast_group4, on_transition=notifier.transition,
+                on_rx_lower_pri=lambda src, prio, own, n=notifier: n.rx_lower_pri(
+                    src, prio, own_priority=own)))
             log.info("(%s) VRID %d on %s from %s, priority %d, %s", inst.name,
                      inst.virtual_router_id, inst.interface, primary, inst.priority,
                      "unicast to " + ", ".join(map(str, inst.unicast_peer))
@@ -67,6 +75,8 @@ async def run(config: Config) -> int:
             "SIGHUP: reload is not implemented yet; keeping the running config"))
         for d in drivers:
             tracker.add_instance(d.inst, d.feed)
+        report_script_security(gd, [*tracker.script_specs(),
+                                    *(s for n in notifiers for s in n.scripts.values())])
 
         # keepalived tracks each instance's own interface: link down means FAULT.
         def link_changed(ifname: str, up: bool) -> None:
@@ -92,6 +102,8 @@ async def run(config: Config) -> int:
         for d in drivers:
             d.feed(Stop())
         await asyncio.wait_for(asyncio.gather(*(d.drain() for d in drivers)), timeout=5)
+        # notify_stop gets its chance to run before we exit (keepalived allows it 1 s).
+        await asyncio.gather(*(n.close(5) for n in notifiers), tracker.aclose())
         return 0
     finally:
         tracker.close()

@@ -53,6 +53,7 @@ class InstanceDriver:
         mac: bytes,
         group: IPv4Address,
         on_transition: Callable[[a.Transition], None] | None = None,
+        on_rx_lower_pri: Callable[[IPv4Address, int, int], None] | None = None,
     ) -> None:
         self.router = router
         self.inst = inst
@@ -62,6 +63,7 @@ class InstanceDriver:
         self.mac = mac
         self.group = group
         self.on_transition = on_transition
+        self.on_rx_lower_pri = on_rx_lower_pri
         self.loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._due: float | None = None  # the router's deadline that _timer serves
@@ -118,6 +120,8 @@ class InstanceDriver:
                 case a.MasterRxLowerPri():
                     log.info("(%s) received lower priority (%d) advert from %s",
                              self.name, act.priority, act.src)
+                    if self.on_rx_lower_pri is not None:
+                        self.on_rx_lower_pri(act.src, act.priority, self.router.priority)
                 case a.Log():
                     log.log(logging.getLevelName(act.level.upper()), "%s", act.message)
 

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 
 from pyvrrp.core.timers import master_down_interval, skew_time
+from pyvrrp.lab.nginx import ClientLoop, Nginx
 from pyvrrp.lab.speakers import VIP, Instance, Speaker
 from pyvrrp.lab.topology import Lab, wait_for
 
-SETUPS = ("vrrp",)
+SETUPS = ("vrrp", "nginx")
+RS = {"rs1": "10.0.0.10", "rs2": "10.0.0.20"}
 
 
 class Demo:
@@ -91,11 +93,57 @@ def run_vrrp(lab: Lab) -> bool:
     return d.ok
 
 
+def run_nginx(lab: Lab) -> bool:
+    """Setup 3: nginx reverse proxies on the directors, check_nginx tracked."""
+    d = Demo(lab)
+    only = lambda host: (lambda: lab.holders(VIP) == [host])  # noqa: E731
+    for host, addr in RS.items():
+        Nginx(lab, host, page=addr).start()
+    proxies = {h: Nginx(lab, h, upstreams=[f"{a}:80" for a in RS.values()]).start()
+               for h in ("node1", "node2")}
+    d.say("rs1 and rs2 run nginx (page = their address); node1 and node2 run nginx as a "
+          "reverse proxy to both (weight 1 each)")
+    for host, prio in (("node1", 100), ("node2", 80)):
+        script = proxies[host].check_script()
+        Speaker(lab, host, "pyvrrp", Instance(
+            priority=prio, state="BACKUP", router_id=host, track_script=["check_nginx"],
+            scripts={"check_nginx": {"script": str(script), "interval": 1, "weight": -30,
+                                     "fall": 3, "rise": 5, "timeout": 2}})).start()
+    d.say("pyvrrp on node1 (100) and node2 (80), both state BACKUP, tracking check_nginx "
+          "(interval 1, weight -30, fall 3, rise 5)")
+    d.expect("node1 elected master", only("node1"), 10)
+    served = ClientLoop(lab, "client", f"http://{VIP}/", 6, interval=0.05).wait()
+    d.say(f"    client through the VIP: {' '.join(served)}")
+    d.ok &= served == [RS["rs1"], RS["rs2"]] * 3 or served == [RS["rs2"], RS["rs1"]] * 3
+
+    d.say("killing nginx on node1: after 3 failed checks its priority is 100 - 30 = 70 < 80")
+    loop = ClientLoop(lab, "client", f"http://{VIP}/", 120, interval=0.1)
+    proxies["node1"].kill()
+    d.expect("node2 took the VIP", only("node2"), 12)
+    results = loop.wait()
+    d.say(f"    client loop: {results.count('FAIL')} failed requests of {len(results)}, "
+          f"last ones: {' '.join(results[-4:])}")
+
+    d.say("self-healing: check_nginx now restarts nginx when it is gone")
+    proxies["node1"].check_script().write_text(
+        proxies["node1"].check_script(heal=True).read_text())
+    d.expect("after 5 successful checks node1 is back at 100 and preempted the VIP",
+             only("node1"), 14)
+    served = ClientLoop(lab, "client", f"http://{VIP}/", 4, interval=0.05).wait()
+    d.say(f"    client through the VIP: {' '.join(served)}")
+    d.say("all steps as expected" if d.ok else "SOME STEPS FAILED")
+    return d.ok
+
+
 def main(args: argparse.Namespace) -> int:
     setups = [args.setup] if getattr(args, "setup", None) else list(SETUPS)
     ok = True
     for setup in setups:
         print(f"== setup: {setup} ==", flush=True)
-        with Lab() as lab:
-            ok = run_vrrp(lab) and ok
+        if setup == "nginx":
+            with Lab(dict(RS)) as lab:
+                ok = run_nginx(lab) and ok
+        else:
+            with Lab() as lab:
+                ok = run_vrrp(lab) and ok
     return 0 if ok else 1

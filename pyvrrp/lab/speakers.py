@@ -46,6 +46,7 @@ class Instance:
     track_script: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # more instance keywords
     top: dict[str, Any] = field(default_factory=dict)  # more top-level blocks (YAML form)
+    global_extra: dict[str, Any] = field(default_factory=dict)  # more global_defs keywords
 
     def yaml_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -68,7 +69,8 @@ class Instance:
             body["track_script"] = list(self.track_script)
         body.update(self.extra)
         doc: dict[str, Any] = {"global_defs": {"router_id": self.router_id,
-                                               "vrrp_mcast_group4": self.group}}
+                                               "vrrp_mcast_group4": self.group,
+                                               **self.global_extra}}
         if self.scripts:
             doc["vrrp_script"] = {k: dict(v) for k, v in self.scripts.items()}
         doc.update(self.top)

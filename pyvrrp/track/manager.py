@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pyvrrp.config.model import Config, Track, VrrpInstance
 from pyvrrp.core.events import Event, SetFault, SetPriority
 from pyvrrp.core.tracking import TrackState, effective
-from pyvrrp.track.command import resolve, split_command
+from pyvrrp.io.scripts import ScriptError, ScriptSpec, check_script
 from pyvrrp.track.sources import FileSource, ProcessSource, ScriptSource
 
 log = logging.getLogger("pyvrrp.track")
 
 Feed = Callable[[Event], None]
-ScriptUser = Callable[[str, str | None, str | None], tuple[int | None, int | None]]
 
 
 @dataclass
@@ -32,9 +31,8 @@ class _Instance:
 
 
 class TrackManager:
-    def __init__(self, config: Config, script_user: ScriptUser | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.script_user = script_user
         self.scripts: dict[str, ScriptSource] = {}
         self.files: dict[str, FileSource] = {}
         self.processes: dict[str, ProcessSource] = {}
@@ -60,23 +58,16 @@ class TrackManager:
 
     def _add_script(self, name: str) -> None:
         script = next(s for s in self.config.vrrp_scripts if s.name == name)
-        try:
-            argv = split_command(script.script)
-        except ValueError as err:
-            argv = []
-            log.warning("%s: vrrp_script %s: cannot parse script '%s': %s", script.pos, name,
-                        script.script, err)
-        path = resolve(argv[0]) if argv else None
-        if path is None:
-            log.warning("%s: vrrp_script %s: script '%s' not found or not executable",
-                        script.pos, name, argv[0] if argv else script.script)
+        spec = check_script(script.script, self.config.global_defs, script.user, script.group)
+        if isinstance(spec, ScriptError):
+            log.warning("%s: vrrp_script %s: %s", script.pos, name, spec)
             log.warning("Disabling track script %s since not found/accessible", name)
             self.disabled.add(name)
             return
-        uid, gid = (None, None)
-        if self.script_user is not None:
-            uid, gid = self.script_user(script.script, script.user, script.group)
-        self.scripts[name] = ScriptSource(script, [path, *argv[1:]], self.update, uid, gid)
+        self.scripts[name] = ScriptSource(script, spec, self.update)
+
+    def script_specs(self) -> list[ScriptSpec]:
+        return [s.spec for s in self.scripts.values()]
 
     def tracked_links(self) -> set[str]:
         return {t.name for i in self._instances for t in i.inst.track_interface}
@@ -90,6 +81,12 @@ class TrackManager:
     def close(self) -> None:
         for source in (*self.scripts.values(), *self.files.values(), *self.processes.values()):
             source.close()
+
+    async def aclose(self) -> None:
+        """Stop everything and kill scripts still running (their process groups)."""
+        self.close()
+        for script in self.scripts.values():
+            await script.aclose()
 
     # -- recomputation --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pyvrrp.config.model import TrackFile, TrackProcess, VrrpScript
 from pyvrrp.core.tracking import RiseFall, Status
-from pyvrrp.track.command import run_bounded
+from pyvrrp.io.scripts import ScriptRunner, ScriptSpec
 
 log = logging.getLogger("pyvrrp.track")
 
@@ -24,15 +24,15 @@ POLL = 0.5  # seconds between track_file and track_process polls (keepalived use
 
 
 class ScriptSource:
-    def __init__(self, script: VrrpScript, argv: list[str], changed: Callable[[], None],
-                 uid: int | None = None, gid: int | None = None) -> None:
+    def __init__(self, script: VrrpScript, spec: ScriptSpec,
+                 changed: Callable[[], None]) -> None:
         self.script = script
-        self.argv = argv
-        self.uid, self.gid = uid, gid
+        self.spec = spec
         self.changed = changed
         self.state = RiseFall(script.rise, script.fall,
                               Status.FAIL if script.init_fail else Status.INIT)
-        self.timeout = float(script.timeout or script.interval)
+        # keepalived: an unset timeout is the interval; past it the run counts as failed.
+        self.runner = ScriptRunner(float(script.timeout or script.interval))
         self._task: asyncio.Task[None] | None = None
         self._run: asyncio.Task[None] | None = None
 
@@ -56,21 +56,23 @@ class ScriptSource:
             await asyncio.sleep(max(0.0, began + self.script.interval - loop.time()))
 
     async def _once(self) -> None:
-        out = await run_bounded(self.argv, self.timeout, self.uid, self.gid)
-        ok = out.status == 0
+        result = await self.runner.run(self.spec)
+        ok = result.returncode == 0 and not result.timed_out
         if not ok:
-            why = out.error or f"exited with status {out.status}"
-            log.debug("Script %s %s", self.script.name, why)
+            log.debug("Script %s %s", self.script.name, result.describe())
         if self.state.result(ok):
-            word = "succeeded" if ok else "failed"
             log.info("Script `%s` now returning %s (%s)", self.script.name,
-                     self.state.status.value, word if ok else out.error or word)
+                     self.state.status.value, "succeeded" if ok else result.describe())
             self.changed()
 
     def close(self) -> None:
         for task in (self._task, self._run):
             if task is not None:
                 task.cancel()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self.runner.close(0)
 
 
 class FileSource:

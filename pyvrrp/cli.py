@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                        choices=["debug", "info", "warning", "error"])
     p_run.set_defaults(func=_run)
     p_lab = sub.add_parser("lab", help="demonstrate the seed's setups in network namespaces")
-    p_lab.add_argument("--setup", choices=["vrrp"], help="run only this setup")
+    p_lab.add_argument("--setup", choices=["vrrp", "nginx"], help="run only this setup")
     p_lab.set_defaults(func=_lab)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -38,6 +38,7 @@ def test_notify_scripts_and_fifo_follow_the_transitions(lab: Lab) -> None:
         assert wait_for(lambda: lab.holders(VIP) == ["node1"], 8), n1.log_text()
         lab.cut_link("node1")  # the instance's own interface: FAULT
         assert wait_for(lambda: "fault" in lines(log), 3), n1.log_text()
+        assert wait_for(lambda: lab.holders(VIP) == [], 3), n1.log_text()
         lab.restore_link("node1")
         assert wait_for(lambda: lab.holders(VIP) == ["node1"], 8), n1.log_text()
         assert n1.stop() == 0

@@ -1,0 +1,5 @@
+import sys
+
+from ipvsctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""TCP_CHECK: the check passes when a non-blocking connect() completes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ipvsctl.health.config import ResolvedCheck, TcpCheck
+from ipvsctl.health.conn import Attempt, SockAddr, sockaddr_of
+from ipvsctl.health.state import Outcome
+
+
+@dataclass(frozen=True)
+class TcpPlan:
+    """What one TCP_CHECK needs at each run, computed once."""
+
+    host: str
+    port: int
+    addr: tuple[int, SockAddr] | None  # None: a name, resolved at each check
+    bind: tuple[str, int] | None
+    timeout: float
+
+    @staticmethod
+    def of(check: ResolvedCheck) -> TcpPlan:
+        if not isinstance(check.checker, TcpCheck) or check.target is None:
+            raise ValueError(f"not a TCP_CHECK: {check}")
+        t = check.target
+        return TcpPlan(t.host, t.port, sockaddr_of(t.host, t.port), check.bind,
+                       check.connect_timeout)
+
+
+class _TcpAttempt(Attempt):
+    def connected(self) -> None:
+        self.finish(True, f"connected to {self.where}")
+
+
+def start_tcp(plan: TcpPlan, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Outcome]:
+    """Start one TCP_CHECK; the future always ends in an Outcome."""
+    return _TcpAttempt(loop, plan.host, plan.port, plan.addr, plan.bind, plan.timeout).start()
+
+
+async def tcp_check(check: ResolvedCheck) -> Outcome:
+    return await start_tcp(TcpPlan.of(check), asyncio.get_running_loop())

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from pyvrrp.daemon import StartupError, run
 
     try:
-        return asyncio.run(run(config))
+        return asyncio.run(run(config, lambda: load_config(args.config)))
     except StartupError as err:
         print(f"pyvrrp: {err}", file=sys.stderr)
         return 1

@@ -8,7 +8,10 @@ from ipaddress import IPv4Address
 
 @dataclass(frozen=True)
 class Start:
-    pass
+    """`resume_master`: a reload replaced this instance while it was MASTER; like
+    keepalived's reload_master, it goes straight back to MASTER instead of waiting."""
+
+    resume_master: bool = False
 
 
 @dataclass(frozen=True)

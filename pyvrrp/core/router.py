@@ -117,7 +117,7 @@ class VirtualRouter:
     def handle(self, event: Event, now: float) -> list[a.Action]:
         match event:
             case Start():
-                return self._start(now)
+                return self._start(now, event.resume_master)
             case Stop():
                 return self._stop()
             case PacketIn():
@@ -156,13 +156,15 @@ class VirtualRouter:
         old, self.state = self.state, new
         return a.Transition(old, new, reason, self.priority)
 
-    def _start(self, now: float) -> list[a.Action]:
+    def _start(self, now: float, resume_master: bool = False) -> list[a.Action]:
         if self.state is not State.INIT:
             raise LocalProtocolError("start twice")
         if self._faults:
             return [self._go(State.FAULT, "fault at startup: " + ", ".join(sorted(self._faults)))]
         if self.cfg.initial_state is State.MASTER and self.cfg.priority == OWNER:
             return self._become_master(now, "address owner (priority 255) starting as MASTER")
+        if resume_master:
+            return self._become_master(now, "reloaded while MASTER")
         return self._become_backup(now, "startup")
 
     def _stop(self) -> list[a.Action]:

@@ -120,12 +120,17 @@ class LinkWatcher:
         """Subscribe, then read the current state (so no change falls between the two)."""
         self._ipr = AsyncIPRoute()
         await self._ipr.bind(groups=RTMGRP_LINK)
+        await self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._listen(), name="link-watch")
+        return dict(self.state)
+
+    async def refresh(self) -> dict[str, bool]:
+        """Read the state of every watched link (after `names` grew on a reload)."""
         async with AsyncIPRoute() as query:
             async for msg in await query.get_links():
                 name = msg.get("IFLA_IFNAME")
                 if name in self.names:
                     self.state[name] = _link_up(msg)
-        self._task = asyncio.get_running_loop().create_task(self._listen(), name="link-watch")
         return dict(self.state)
 
     async def _listen(self) -> None:

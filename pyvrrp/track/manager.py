@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from pyvrrp.config.compare import same
 from pyvrrp.config.model import Config, Track, VrrpInstance
 from pyvrrp.core.events import Event, SetFault, SetPriority
 from pyvrrp.core.tracking import TrackState, effective
@@ -31,8 +33,14 @@ class _Instance:
 
 
 class TrackManager:
-    def __init__(self, config: Config) -> None:
+    """`previous`: the manager of the config being replaced by a reload. Its sources whose
+    definition did not change are taken over still running, so a reload does not reset a
+    script's rise/fall state (which could flap a master)."""
+
+    def __init__(self, config: Config, previous: TrackManager | None = None) -> None:
         self.config = config
+        self.previous = previous
+        self._adopted: set[int] = set()
         self.scripts: dict[str, ScriptSource] = {}
         self.files: dict[str, FileSource] = {}
         self.processes: dict[str, ProcessSource] = {}
@@ -42,6 +50,17 @@ class TrackManager:
 
     # -- set-up ---------------------------------------------------------------------------
 
+    def _adopt(self, kind: str, name: str, definition: object) -> Any:
+        """A running source of the previous config with the same definition, if any."""
+        if self.previous is None:
+            return None
+        old = getattr(self.previous, kind).get(name)
+        if old is None or not same(_definition(old), definition):
+            return None
+        old.changed = self.update
+        self._adopted.add(id(old))
+        return old
+
     def add_instance(self, inst: VrrpInstance, feed: Feed) -> None:
         self._instances.append(_Instance(inst, feed))
         for t in inst.track_script:
@@ -50,14 +69,20 @@ class TrackManager:
         for t in inst.track_file:
             if t.name not in self.files:
                 tf = next(f for f in self.config.track_files if f.name == t.name)
-                self.files[t.name] = FileSource(tf, self.update)
+                self.files[t.name] = self._adopt("files", t.name, tf) or FileSource(
+                    tf, self.update)
         for t in inst.track_process:
             if t.name not in self.processes:
                 tp = next(p for p in self.config.track_processes if p.name == t.name)
-                self.processes[t.name] = ProcessSource(tp, self.update)
+                self.processes[t.name] = self._adopt("processes", t.name, tp) or ProcessSource(
+                    tp, self.update)
 
     def _add_script(self, name: str) -> None:
         script = next(s for s in self.config.vrrp_scripts if s.name == name)
+        adopted = self._adopt("scripts", name, script)
+        if adopted is not None:
+            self.scripts[name] = adopted
+            return
         spec = check_script(script.script, self.config.global_defs, script.user, script.group)
         if isinstance(spec, ScriptError):
             log.warning("%s: vrrp_script %s: %s", script.pos, name, spec)
@@ -69,17 +94,31 @@ class TrackManager:
     def script_specs(self) -> list[ScriptSpec]:
         return [s.spec for s in self.scripts.values()]
 
+    @property
+    def has_instances(self) -> bool:
+        return bool(self._instances)
+
     def tracked_links(self) -> set[str]:
         return {t.name for i in self._instances for t in i.inst.track_interface}
 
+    def _sources(self) -> list[Any]:
+        return [*self.scripts.values(), *self.files.values(), *self.processes.values()]
+
     def start(self) -> None:
-        """Start the observers, then push the initial priorities and faults."""
-        for source in (*self.scripts.values(), *self.files.values(), *self.processes.values()):
-            source.start()
+        """Start the observers, then push the initial priorities and faults. Sources taken
+        over from the previous config keep running; the rest of it is stopped."""
+        for source in self._sources():
+            if id(source) not in self._adopted:
+                source.start()
+        if self.previous is not None:
+            for source in self.previous._sources():
+                if id(source) not in self._adopted:
+                    source.close()
+            self.previous = None
         self.update()
 
     def close(self) -> None:
-        for source in (*self.scripts.values(), *self.files.values(), *self.processes.values()):
+        for source in self._sources():
             source.close()
 
     async def aclose(self) -> None:
@@ -127,6 +166,13 @@ class TrackManager:
                 if item.priority is not None or priority != item.inst.priority:
                     item.feed(SetPriority(priority, "tracking"))
                 item.priority = priority
+
+
+def _definition(source: Any) -> object:
+    for attr in ("script", "tf", "tp"):
+        if hasattr(source, attr):
+            return getattr(source, attr)
+    raise TypeError(source)
 
 
 def _weight(t: Track, default: int, default_reverse: bool) -> tuple[int, bool]:

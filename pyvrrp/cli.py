@@ -1,4 +1,5 @@
-"""Command line: `pyvrrp run CONFIG`, `pyvrrp lab`."""
+"""Command line: `pyvrrp run CONFIG`, `pyvrrp check CONFIG`, `pyvrrp convert CONFIG`,
+`pyvrrp lab`. CONFIG is YAML or keepalived.conf, told apart by content."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from pyvrrp.config.diagnostics import ConfigError
 from pyvrrp.config.loader import load_config
+from pyvrrp.config.parser import Options
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,6 +40,49 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _options(args: argparse.Namespace) -> Options:
+    # keepalived reads bytes: a word in another encoding must come out as it went in
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    return Options(root=args.root, config_id=args.config_id)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pyvrrp.config.check import check
+    from pyvrrp.config.host import Host
+
+    host = None if args.no_host else Host(args.root)
+    result = check(args.config, _options(args), strict=args.strict, host=host)
+    print(result.json() if args.json else result.text())
+    return 0 if result.ok else 1
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from pyvrrp.config.convert import convert
+
+    try:
+        text, diags = convert(args.config, args.to, _options(args))
+    except ConfigError as err:
+        for d in err.diagnostics:
+            print(d, file=sys.stderr)
+        return 2
+    for d in diags:
+        print(d, file=sys.stderr)
+    if args.output:
+        Path(args.output).write_bytes(text.encode("utf-8", "surrogateescape"))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, help="look up absolute include and script paths "
+                   "under this directory (a copy of a server's files)")
+    p.add_argument("--config-id", help="the id for keepalived's `@id` lines (default: the "
+                   "short host name)")
+
+
 def _lab(args: argparse.Namespace) -> int:
     from pyvrrp.lab.demo import main as lab_main
 
@@ -47,10 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyvrrp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the VRRP speaker in the foreground")
-    p_run.add_argument("config", help="YAML config file")
+    p_run.add_argument("config", help="config file: YAML or keepalived.conf")
     p_run.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     p_run.set_defaults(func=_run)
+    p_check = sub.add_parser("check", help="judge a config as `keepalived -t` does")
+    p_check.add_argument("config", help="config file: YAML or keepalived.conf")
+    p_check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p_check.add_argument("--json", action="store_true", help="print the result as JSON")
+    p_check.add_argument("--no-host", action="store_true", help="skip the checks against "
+                         "this host (interfaces, scripts, users)")
+    _config_options(p_check)
+    p_check.set_defaults(func=_check)
+    p_conv = sub.add_parser("convert", help="convert between keepalived.conf and YAML")
+    p_conv.add_argument("config", help="config file: YAML or keepalived.conf")
+    p_conv.add_argument("--to", required=True, choices=["yaml", "keepalived"])
+    p_conv.add_argument("-o", "--output", help="write here instead of to stdout")
+    _config_options(p_conv)
+    p_conv.set_defaults(func=_convert)
     p_lab = sub.add_parser("lab", help="demonstrate the seed's setups in network namespaces")
     p_lab.add_argument("--setup", choices=["vrrp", "nginx"], help="run only this setup")
     p_lab.set_defaults(func=_lab)

@@ -241,7 +241,7 @@ def test_missing_interface_points_at_the_instance() -> None:
     (instance(BASE + "nopreempt: maybe\n"), "maybe"),
     (instance(BASE, "global_defs:\n  vrrp_mcast_group4: 10.1.2.3\n"), "10.1.2.3"),
     (instance(BASE, "global_defs:\n  vrrp_strict: true\n  bogus: 1\n"), "bogus"),
-    (instance(BASE, "vrrp_sync_group: {}\n"), "vrrp_sync_group"),
+    (instance(BASE, "vrrp_sync_groups: {}\n"), "vrrp_sync_groups"),  # a typo: unknown
 ])
 def test_other_errors_point_at_the_node(text: str, needle: str) -> None:
     assert error_at(text)[:2] == pos_of(text, needle)

@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pyvrrp.config.diagnostics import ConfigError, Diagnostic
 from pyvrrp.config.model import Config, Pos
+from pyvrrp.config.parser import MAX_CONFIG_BYTES, Options
 from pyvrrp.config.yaml_loader import load_yaml
+
+# The first meaningful line of a YAML config: a document marker, a directive, a flow
+# mapping, or `key:`. keepalived.conf never starts that way (its keywords take no colon).
+_YAML_START = re.compile(r"(---|\.\.\.|%|\{|[A-Za-z0-9_.\-\"']+\s*:(\s|$))")
 
 
 def looks_like_keepalived(text: str) -> bool:
-    """keepalived.conf has brace blocks and no `key:` mapping at the start of a line."""
+    """True unless the first line that is not blank or a comment reads as YAML. With no
+    such line, a `!` comment (keepalived's, not YAML's) says keepalived."""
+    bang = False
     for raw in text.splitlines():
-        line = raw.split("#", 1)[0].split("!", 1)[0].strip()
-        if not line:
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            bang = bang or line[:1] == "!"
             continue
-        first = line.split()[0]
-        return not first.endswith(":") and ("{" in text)
-    return False
+        return not _YAML_START.match(line)
+    return bang
 
 
-def load_config(path: str | Path) -> tuple[Config, list[Diagnostic]]:
+def load_config(path: str | Path, options: Options | None = None
+                ) -> tuple[Config, list[Diagnostic]]:
     source = str(path)
+    at = Pos(source, 1, 1)
     try:
+        if Path(path).stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError.at(at, f"the config is {Path(path).stat().st_size} bytes; pyvrrp "
+                                 f"reads at most {MAX_CONFIG_BYTES >> 20} MiB")
         raw = Path(path).read_bytes()
     except OSError as err:
-        raise ConfigError.at(Pos(source, 1, 1), f"cannot read config: {err.strerror}") from None
+        raise ConfigError.at(at, f"cannot read config: {err.strerror}") from None
     if b"\0" in raw:
-        raise ConfigError.at(Pos(source, 1, 1), "this is a binary file, not a config")
+        raise ConfigError.at(at, "this is a binary file, not a config")
+    # keepalived reads bytes: comments in another encoding must not stop it
+    text = raw.decode("utf-8", "surrogateescape")
+    if looks_like_keepalived(text):
+        from pyvrrp.config.keepalived import load_keepalived
+
+        return load_keepalived(path, text, options)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError.at(Pos(source, 1, 1), f"not UTF-8 text: {err.reason}") from None
-    if looks_like_keepalived(text):
-        raise ConfigError.at(Pos(source, 1, 1),
-                             "keepalived.conf syntax is not supported yet; use the YAML form")
+        raise ConfigError.at(at, f"not UTF-8 text: {err.reason}") from None
     return load_yaml(source, text)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from ipvsctl.model import VirtualServer
+
 
 @dataclass(frozen=True)
 class Pos:
@@ -130,6 +132,7 @@ class GlobalDefs:
     script_group: str | None = None
     notify_fifo: str | None = None
     vrrp_notify_fifo: str | None = None
+    dynamic_interfaces: bool = False  # configured interfaces may be missing at start
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,36 @@ class VrrpInstance:
 
 
 @dataclass(frozen=True)
+class VrrpSyncGroup:
+    """`vrrp_sync_group NAME { group { I1 I2 } ... }`: instances that change state together."""
+
+    name: str
+    pos: Pos
+    group: tuple[str, ...] = ()
+    track_interface: tuple[Track, ...] = ()
+    track_script: tuple[Track, ...] = ()
+    track_file: tuple[Track, ...] = ()
+    track_process: tuple[Track, ...] = ()
+    notify: Notify = field(default_factory=Notify)
+    smtp_alert: bool | None = None
+    sync_group_tracking_weight: bool = False
+    notify_priority_changes: bool | None = None
+
+
+@dataclass(frozen=True)
+class RawStatement:
+    """A keepalived.conf statement that pyvrrp parses and keeps but does not run
+    ("parsed, not supported"). `context` is where it stood: () at the top level,
+    ("global_defs",), ("vrrp_instance", "VI_1"), ... `block` holds a `{ }`'s lines."""
+
+    keyword: str
+    args: tuple[str, ...] = ()
+    block: tuple[RawStatement, ...] | None = None
+    context: tuple[str, ...] = ()
+    pos: Pos | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     global_defs: GlobalDefs = field(default_factory=GlobalDefs)
@@ -175,3 +208,8 @@ class Config:
     vrrp_scripts: tuple[VrrpScript, ...] = ()
     track_files: tuple[TrackFile, ...] = ()
     track_processes: tuple[TrackProcess, ...] = ()
+    vrrp_sync_groups: tuple[VrrpSyncGroup, ...] = ()
+    unsupported: tuple[RawStatement, ...] = ()
+    # the IPVS side of `virtual_server` blocks (ipvsctl's model); their health checks,
+    # sorry server and quorum stay in `unsupported` until the checker exists
+    virtual_servers: tuple[VirtualServer, ...] = ()

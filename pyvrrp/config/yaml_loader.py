@@ -417,6 +417,7 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Config, list[D
         "vrrp_track_process": (_track_process, []),
     }
     top = r.mapping("the config", root)
+    extra: dict[str, Any] = {}
     for k, v in top:
         if k.value == "global_defs":
             gd = _global_defs(r, v)
@@ -427,13 +428,21 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Config, list[D
             make, found = blocks[k.value]
             found += [make(r, name, body) for name, body in r.mapping(k.value, v)]
             continue
+        if k.value in ("vrrp_sync_group", "unsupported", "virtual_server"):
+            from pyvrrp.config import yaml_ext  # sections the keepalived.conf front end added
+
+            extra[k.value] = yaml_ext.SECTIONS[k.value](r, v)
+            continue
         if k.value != "vrrp_instance":
             raise r.fail(k, f"unknown top-level keyword '{k.value}'")
         for name, body in r.mapping(k.value, v):
             instances.append(_instance(r, name, body, gd))
     _check_unique(r, instances)
     config = Config(source, gd, tuple(instances), tuple(blocks["vrrp_script"][1]),
-                    tuple(blocks["track_file"][1]), tuple(blocks["vrrp_track_process"][1]))
+                    tuple(blocks["track_file"][1]), tuple(blocks["vrrp_track_process"][1]),
+                    vrrp_sync_groups=extra.get("vrrp_sync_group", ()),
+                    unsupported=extra.get("unsupported", ()),
+                    virtual_servers=extra.get("virtual_server", ()))
     return check_tracks(config, r.diags), r.diags
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from pyvrrp.config.diagnostics import ConfigError
@@ -28,6 +30,18 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s.%(msecs)03d %(name)s: %(message)s", datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if config.virtual_servers and not args.vrrp_only:
+        from pyvrrp.supervisor import Supervisor, render_checker_config
+
+        if args.checker_only:
+            # keepalived's -C: only the checker, which is ipvsctl's daemon.
+            path = Path(tempfile.mkdtemp(prefix="pyvrrp-")) / "virtual_servers.yaml"
+            render_checker_config(config, path)
+            os.execv(sys.executable, [sys.executable, "-m", "ipvsctl", "run", str(path)])
+        return Supervisor(args.config, config, args.log_level).run()
+    if args.checker_only:
+        print("pyvrrp: --checker-only: the config has no virtual_server", file=sys.stderr)
+        return 1
     from pyvrrp.daemon import StartupError, run
 
     try:
@@ -96,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("config", help="config file: YAML or keepalived.conf")
     p_run.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
+    only = p_run.add_mutually_exclusive_group()
+    only.add_argument("--vrrp-only", action="store_true",
+                      help="run only the VRRP speaker (keepalived's -P)")
+    only.add_argument("--checker-only", action="store_true",
+                      help="run only the health checker and IPVS manager (keepalived's -C)")
     p_run.set_defaults(func=_run)
     p_check = sub.add_parser("check", help="judge a config as `keepalived -t` does")
     p_check.add_argument("config", help="config file: YAML or keepalived.conf")

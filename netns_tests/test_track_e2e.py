@@ -28,11 +28,11 @@ def test_twenty_hanging_scripts_leave_advert_spacing_alone(lab: Lab) -> None:
     print(f"\nadvert gaps with 20 hanging scripts: median {statistics.median(gaps):.4f}s, "
           f"max {max(gaps):.4f}s, min {min(gaps):.4f}s")
     assert len(ads) >= 7
-    # Adverts stay on their 1 s beat. Scripts that time out count as failures (weight -1
-    # each), and each priority change is advertised at once, so allow early adverts.
-    assert max(gaps) < 1.05, gaps
-    on_beat = [g for g in gaps if abs(g - 1.0) < 0.02]
-    assert len(on_beat) >= len(gaps) // 2, gaps
+    # Adverts stay on their 1 s beat: the median within 10 ms, and no advert late by more
+    # than a quarter interval even on a loaded machine (a loop blocked by a hanging script
+    # would be seconds late). Priority changes are advertised at once: early ones are fine.
+    assert abs(statistics.median(gaps) - 1.0) < 0.01, gaps
+    assert max(gaps) < 1.25, gaps
 
 
 def test_track_interface_weight_zero_means_fault_and_recovery(lab: Lab) -> None:

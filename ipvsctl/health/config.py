@@ -167,7 +167,7 @@ class RsKey:
         return RsKey(vs.name, str(rs.ip), rs.port)
 
     def __str__(self) -> str:
-        return f"[{self.ip}]:{self.port or 0}"
+        return f"[{self.ip}]:{self.port}" if self.port else f"[{self.ip}]"
 
 
 @dataclass(frozen=True)

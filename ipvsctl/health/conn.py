@@ -1,10 +1,10 @@
 """One check connection, driven by callbacks on a non-blocking socket.
 
 Why not asyncio streams: a thousand checks a second must cost under a quarter of a core
-(bench/healthcheck). Measured per loopback GET on this project's 2-vCPU host: asyncio
-streams about 400 µs of CPU, `loop.sock_*` coroutines 310 µs, `add_reader`/`add_writer`
-callbacks 165 µs, and this module's shape less again. So a check is a small object, not a
-task, and:
+(bench/healthcheck). In a first loopback micro-benchmark on this project's 2-vCPU host
+(GETs to nginx, 100 at a time), a GET cost about 400 µs of CPU over asyncio streams,
+310 µs over `loop.sock_*` coroutines and 165 µs over `add_reader`/`add_writer` callbacks.
+So a check is a small object, not a task, and:
 
 * every check socket sits in one epoll set (`Poller`) and the event loop watches only that
   set's descriptor: no per-check selector keys, handles or futures;
@@ -17,6 +17,7 @@ task, and:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import logging
@@ -111,6 +112,9 @@ class Attempt:
     """A connection attempt; subclasses carry on from `connecting()`/`connected()`."""
 
     phase = "connect"
+    # The C socket type: socket.socket's Python layer costs ~10 µs a check and buys nothing
+    # here (no makefile, no timeouts). TLS needs socket.socket for ssl's wrap_socket().
+    socket_class: type[_socket.socket] = _socket.socket
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
                  addr: tuple[int, SockAddr] | None, bind: tuple[str, int] | None,
@@ -122,7 +126,7 @@ class Attempt:
         self.bind = bind
         self.timeout = timeout
         self.on_done = on_done
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self.fd = -1
         self.done = False
         self.deadline = 0.0
@@ -163,7 +167,7 @@ class Attempt:
 
     def _connect(self, family: int, sockaddr: SockAddr) -> None:
         try:
-            sock = socket.socket(family, _SOCK_TYPE)
+            sock = self.socket_class(family, _SOCK_TYPE)
         except OSError as err:  # EMFILE and friends: our side, not the server's
             self.finish(False, f"cannot create a socket: {err.strerror}", local=True)
             return
@@ -195,8 +199,14 @@ class Attempt:
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             self.connect_failed(err)
-        else:
-            self.connected()
+            return
+        try:  # writable and no error, yet not connected: a stale wake-up (a reused fd)
+            self.sock.getpeername()
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                self.connect_failed(exc.errno or 0)
+            return
+        self.connected()
 
     def connect_failed(self, err: int) -> None:
         self.finish(False, f"connect to {self.where}: {strerror(err)}")

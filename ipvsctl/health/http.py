@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import ssl
 from dataclasses import dataclass
 
 from ipvsctl.health.config import HttpGet, ResolvedCheck, SslGet, Url
-from ipvsctl.health.conn import Attempt, SockAddr, sockaddr_of
+from ipvsctl.health.conn import Attempt, OnDone, SockAddr, run_attempt, sockaddr_of
 from ipvsctl.health.state import Outcome
 
 HEAD_MAX = 16384  # bytes of status line and headers we wait for before giving up
@@ -81,8 +82,12 @@ class HttpPlan:
 
 
 class _HttpAttempt(Attempt):
-    def __init__(self, loop: asyncio.AbstractEventLoop, plan: HttpPlan, url: int) -> None:
-        super().__init__(loop, plan.host, plan.port, plan.addr, plan.bind, plan.timeout)
+    def __init__(self, loop: asyncio.AbstractEventLoop, plan: HttpPlan, url: int,
+                 on_done: OnDone) -> None:
+        super().__init__(loop, plan.host, plan.port, plan.addr, plan.bind, plan.timeout,
+                         on_done)
+        if plan.tls:
+            self.socket_class = socket.socket
         self.plan = plan
         self.url = plan.urls[url]
         self.pending = plan.requests[url]
@@ -98,14 +103,17 @@ class _HttpAttempt(Attempt):
     def get(self) -> str:
         return f"GET {self.url.path}"
 
+    def connecting(self) -> None:
+        if self.plan.tls:
+            super().connecting()  # the handshake needs the connection
+        else:
+            self._send()  # usually connected already; else send() says EAGAIN
+
     # -- TLS
 
     def connected(self) -> None:
-        if not self.plan.tls:
-            self._send()
-            return
         self.phase = "TLS handshake"
-        assert self.sock is not None
+        assert isinstance(self.sock, socket.socket)
         try:
             self.sock = client_context().wrap_socket(
                 self.sock, server_hostname=self.plan.sni, do_handshake_on_connect=False)
@@ -115,16 +123,14 @@ class _HttpAttempt(Attempt):
         self._handshake()
 
     def _handshake(self) -> None:
-        self.stop_reading()
-        self.stop_writing()
         assert isinstance(self.sock, ssl.SSLSocket)
         try:
             self.sock.do_handshake()
         except ssl.SSLWantReadError:
-            self.want_read(self._handshake)
+            self.poller.watch(self, False, self._handshake)
             return
         except ssl.SSLWantWriteError:
-            self.want_write(self._handshake)
+            self.poller.watch(self, True, self._handshake)
             return
         except ssl.SSLError as err:
             self.finish(False, f"TLS handshake with {self.where} failed: {err.reason or err}")
@@ -138,24 +144,27 @@ class _HttpAttempt(Attempt):
     # -- request and response
 
     def _send(self) -> None:
-        self.stop_writing()
-        self.phase = "send"
-        assert self.sock is not None
+        sock = self.sock
+        assert sock is not None
         try:
-            n = self.sock.send(self.pending)
+            n = sock.send(self.pending)
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             n = 0
         except OSError as err:
-            self.finish(False, f"{self.get}: cannot send to {self.where}: {err.strerror or err}")
+            if self.phase == "connect":  # the pending connect error, as send() reports it
+                self.connect_failed(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                                    or err.errno or 0)
+            else:
+                self.finish(False, f"{self.get}: cannot send to {self.where}: "
+                                   f"{err.strerror or err}")
             return
         self.pending = self.pending[n:]
         if self.pending:
-            self.want_write(self._send)
+            self.poller.watch(self, True, self._send)
             return
         self.phase = "read"
         self.last = self.read_start = self.loop.time()
-        self.arm(self.timeout)
-        self.want_read(self._on_read)
+        self.poller.watch(self, False, self._on_read)
 
     def _on_read(self) -> None:
         sock = self.sock
@@ -175,23 +184,26 @@ class _HttpAttempt(Attempt):
             if not data:
                 self._complete()
                 return
-            self.last = self.loop.time()
-            if self._feed(data) or not self.plan.tls:
+            if self._feed(data):
+                return
+            self.last = self.loop.time()  # more to come: the idle timer restarts
+            if not self.plan.tls:
                 return  # plain sockets: one recv per wake-up; TLS may hold decrypted data
 
     def _feed(self, data: bytes) -> bool:
         """Take response bytes; True when the check is over."""
         if self.head is not None:
-            self.head += data
-            end = self.head.find(b"\r\n\r\n")
+            buf = bytes(self.head + data) if self.head else data  # usually one chunk
+            end = buf.find(b"\r\n\r\n")
             if end < 0:
+                self.head += data
                 if len(self.head) > HEAD_MAX:
                     self.finish(False, f"{self.get}: no end of the HTTP headers in the first "
                                        f"{HEAD_MAX} bytes")
                     return True
                 return False
-            self._parse_head(bytes(self.head[:end]))
-            data = bytes(self.head[end + 4:])
+            self._parse_head(buf[:end])
+            data = buf[end + 4:]
             self.head = None
         if data:
             if self.md5 is not None:
@@ -205,16 +217,17 @@ class _HttpAttempt(Attempt):
         return False
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        self.status_line = lines[0]
-        parts = lines[0].split(None, 2)
+        line, _, rest = head.partition(b"\r\n")
+        self.status_line = line
+        parts = line.split(None, 2)
         if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and len(parts[1]) == 3 \
                 and parts[1].isdigit():
             self.status = int(parts[1])
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                self.length = int(value.strip())
+        at = rest.lower().find(b"content-length:")
+        if at >= 0 and (at == 0 or rest[at - 1:at] == b"\n"):
+            value = rest[at + 15:].split(b"\r\n", 1)[0].strip()
+            if value.isdigit():
+                self.length = int(value)
 
     def _complete(self) -> None:
         url = self.url
@@ -234,17 +247,15 @@ class _HttpAttempt(Attempt):
             extra = ", MD5 digest ok" if self.md5 is not None else ""
             self.finish(True, f"HTTP status {self.status} on {self.get}{extra}")
 
-    def on_timeout(self) -> None:
+    def phase_deadline(self) -> float:
         if self.phase != "read":
-            super().on_timeout()
-            return
-        now = self.loop.time()
-        end = min(self.last + self.timeout, self.read_start + READ_CAP * self.timeout)
-        if now < end:  # data came in since this timer was set
-            self.arm(end - now)
-            return
-        self._timer = None
-        if now >= self.read_start + READ_CAP * self.timeout:
+            return self.deadline
+        return min(self.last + self.timeout, self.read_start + READ_CAP * self.timeout)
+
+    def on_timeout(self, now: float) -> None:
+        if self.phase != "read":
+            super().on_timeout(now)
+        elif now >= self.read_start + READ_CAP * self.timeout:
             self.finish(False, f"{self.get}: response from {self.where} not complete after "
                                f"{READ_CAP * self.timeout:g} s")
         else:
@@ -252,11 +263,12 @@ class _HttpAttempt(Attempt):
                                f"({self.where})")
 
 
-def start_http(plan: HttpPlan, url: int, loop: asyncio.AbstractEventLoop
-               ) -> asyncio.Future[Outcome]:
-    """Start one GET of url number `url`; the future always ends in an Outcome."""
-    return _HttpAttempt(loop, plan, url).start()
+def start_http(plan: HttpPlan, url: int, on_done: OnDone,
+               loop: asyncio.AbstractEventLoop | None = None) -> Attempt:
+    """Start one GET of url number `url`; `on_done` gets its Outcome, exactly once."""
+    return _HttpAttempt(loop or asyncio.get_running_loop(), plan, url, on_done).start()
 
 
 async def http_check(check: ResolvedCheck, url: int = 0) -> Outcome:
-    return await start_http(HttpPlan.of(check), url, asyncio.get_running_loop())
+    plan = HttpPlan.of(check)
+    return await run_attempt(lambda done: start_http(plan, url, done))

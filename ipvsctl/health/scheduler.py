@@ -1,10 +1,10 @@
 """One asyncio driver for every check: the pure HealthState decides, this carries it out.
 
 It owns one timer, armed for `state.next_deadline()`. When it fires it starts every due
-check (HTTP/TCP as callback-driven sockets, MISC as a task around the shared script
-runner), feeds each Outcome back into the state, logs each real-server change with its
-reason, and passes the events to `on_event`. The clock is injectable (default: the loop's);
-so is the random source of the warmup jitter.
+check (HTTP/TCP as callback-driven sockets, see conn.py; MISC as a task around the
+injected script runner), feeds each Outcome back into the state, logs each real-server
+change with its reason, and passes the events to `on_event`. The clock is injectable
+(default: the loop's); so is the random source of the warmup jitter.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import random
 import resource
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 
 from ipvsctl.health.config import HttpGet, MiscCheck, RsHealth, TcpCheck
+from ipvsctl.health.conn import Attempt
 from ipvsctl.health.http import HttpPlan, start_http
 from ipvsctl.health.misc import MiscRunner
 from ipvsctl.health.state import (
@@ -34,6 +36,11 @@ from ipvsctl.health.tcp import TcpPlan, start_tcp
 log = logging.getLogger("ipvsctl.health")
 
 FD_SPARE = 64  # descriptors kept for everything else when raising RLIMIT_NOFILE
+# Ticks are at least `slack` apart, so a check may start up to that late: a thousand checks
+# a second then cost ~50 wake-ups, not ~1,000, and their answers come back in batches. The
+# default is 2% of the shortest delay (delay_loop or delay_before_retry), at most 20 ms.
+SLACK_MAX = 0.02
+SLACK_SHARE = 0.02
 _WHAT = {"HTTP_GET": "Remote Web server", "SSL_GET": "Remote Web server",
          "TCP_CHECK": "TCP service", "MISC_CHECK": "Misc check for"}
 
@@ -68,7 +75,7 @@ class HealthScheduler:
 
     def __init__(self, servers: Iterable[RsHealth], on_event: Callable[[Event], None], *,
                  misc: MiscRunner | None = None, rand: Callable[[], float] = random.random,
-                 bootstrap: float = BOOTSTRAP_DELAY,
+                 bootstrap: float = BOOTSTRAP_DELAY, slack: float | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         specs = [self._runnable(s, misc) for s in servers]
         self.state = HealthState(specs, rand=rand, bootstrap=bootstrap)
@@ -78,8 +85,13 @@ class HealthScheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
+        self._last_tick = float("-inf")
+        delays = [d for s in specs for c in s.checks
+                  for d in (c.timing.delay_loop, c.timing.delay_before_retry) if d > 0]
+        self.slack = slack if slack is not None else min([SLACK_MAX, *(
+            d * SLACK_SHARE for d in delays)])
         self._plans: dict[int, HttpPlan | TcpPlan] = {}
-        self._inflight: set[asyncio.Future[Outcome]] = set()
+        self._inflight: dict[int, Attempt | asyncio.Task[Outcome]] = {}  # by checker id
         self._sockets = sum(1 for s in specs for c in s.checks
                             if isinstance(c.checker, HttpGet | TcpCheck))
         self.checks_done = 0
@@ -114,12 +126,14 @@ class HealthScheduler:
         """Stop checking: cancel the timer and every check in flight."""
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        for fut in list(self._inflight):
-            fut.cancel()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=5)
+        self._timer = self._armed = None
+        running = list(self._inflight.values())
         self._inflight.clear()
+        for job in running:
+            job.cancel()
+        tasks = [j for j in running if isinstance(j, asyncio.Task)]
+        if tasks:  # scripts: the runner kills their process groups on cancel
+            await asyncio.wait(tasks, timeout=5)
 
     def now(self) -> float:
         if self._clock is not None:
@@ -131,8 +145,10 @@ class HealthScheduler:
 
     def _arm(self) -> None:
         nd = self.state.next_deadline()
-        if nd is None or (self._timer is not None and self._armed is not None
-                          and self._armed <= nd):
+        if nd is None:
+            return
+        nd = max(nd, self._last_tick + self.slack)  # checks due close together share a wake
+        if self._timer is not None and self._armed is not None and self._armed <= nd:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -142,6 +158,7 @@ class HealthScheduler:
 
     def _tick(self) -> None:
         armed, self._timer, self._armed = self._armed, None, None
+        self._last_tick = self.now()
         # A timer may fire a hair early (clock resolution): count it as on time.
         now = self.now()
         for probe in self.state.due(max(now, armed) if armed is not None else now):
@@ -151,33 +168,34 @@ class HealthScheduler:
     def _launch(self, probe: Probe) -> None:
         assert self._loop is not None
         check = probe.check
-        fut: asyncio.Future[Outcome]
         if isinstance(check.checker, MiscCheck):
             assert self.misc is not None
-            fut = self._loop.create_task(self.misc.run(check))
-        else:
-            plan = self._plans.get(probe.id)
-            if plan is None:
-                plan = HttpPlan.of(check) if isinstance(check.checker, HttpGet) \
-                    else TcpPlan.of(check)
-                self._plans[probe.id] = plan
-            if isinstance(plan, HttpPlan):
-                fut = start_http(plan, probe.url, self._loop)
-            else:
-                fut = start_tcp(plan, self._loop)
-        self._inflight.add(fut)
-        fut.add_done_callback(lambda f: self._done(probe, f))
-
-    def _done(self, probe: Probe, fut: asyncio.Future[Outcome]) -> None:
-        self._inflight.discard(fut)
-        if fut.cancelled():
+            task = self._loop.create_task(self.misc.run(check))
+            self._inflight[probe.id] = task
+            task.add_done_callback(lambda t: self._task_done(probe, t))
             return
-        exc = fut.exception()
+        plan = self._plans.get(probe.id)
+        if plan is None:
+            plan = HttpPlan.of(check) if isinstance(check.checker, HttpGet) else TcpPlan.of(check)
+            self._plans[probe.id] = plan
+        on_done = partial(self._result, probe)
+        attempt = (start_http(plan, probe.url, on_done, self._loop) if isinstance(plan, HttpPlan)
+                   else start_tcp(plan, on_done, self._loop))
+        if not attempt.done:  # a refused connect or a bad name ends inside start()
+            self._inflight[probe.id] = attempt
+
+    def _task_done(self, probe: Probe, task: asyncio.Task[Outcome]) -> None:
+        if task.cancelled() or self._inflight.get(probe.id) is not task:
+            return
+        exc = task.exception()
         if exc is not None:  # a bug, not the server's fault: say so, count it as a failure
             log.error("checker %s of %s raised %r", probe.check, probe.rs, exc)
-            outcome = Outcome(False, f"internal error: {exc!r}")
+            self._result(probe, Outcome(False, f"internal error: {exc!r}"))
         else:
-            outcome = fut.result()
+            self._result(probe, task.result())
+
+    def _result(self, probe: Probe, outcome: Outcome) -> None:
+        self._inflight.pop(probe.id, None)
         if outcome.local:
             log.warning("%s of %s could not run: %s; next try in %g s", probe.check, probe.rs,
                         outcome.reason, probe.check.timing.delay_loop)

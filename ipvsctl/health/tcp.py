@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from ipvsctl.health.config import ResolvedCheck, TcpCheck
-from ipvsctl.health.conn import Attempt, SockAddr, sockaddr_of
+from ipvsctl.health.conn import Attempt, OnDone, SockAddr, run_attempt, sockaddr_of
 from ipvsctl.health.state import Outcome
 
 
@@ -34,10 +34,13 @@ class _TcpAttempt(Attempt):
         self.finish(True, f"connected to {self.where}")
 
 
-def start_tcp(plan: TcpPlan, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Outcome]:
-    """Start one TCP_CHECK; the future always ends in an Outcome."""
-    return _TcpAttempt(loop, plan.host, plan.port, plan.addr, plan.bind, plan.timeout).start()
+def start_tcp(plan: TcpPlan, on_done: OnDone,
+              loop: asyncio.AbstractEventLoop | None = None) -> Attempt:
+    """Start one TCP_CHECK; `on_done` gets its Outcome, exactly once."""
+    return _TcpAttempt(loop or asyncio.get_running_loop(), plan.host, plan.port, plan.addr,
+                       plan.bind, plan.timeout, on_done).start()
 
 
 async def tcp_check(check: ResolvedCheck) -> Outcome:
-    return await start_tcp(TcpPlan.of(check), asyncio.get_running_loop())
+    plan = TcpPlan.of(check)
+    return await run_attempt(lambda done: start_tcp(plan, done))

@@ -23,3 +23,16 @@ def test_config_file_matches_lab_instance(node: str, priority: int, state: str) 
     strip = lambda c: [replace(i, pos=None) for i in c.vrrp_instances]  # noqa: E731
     assert strip(from_file) == strip(from_lab)
     assert from_file.global_defs == from_lab.global_defs
+
+
+@pytest.mark.parametrize("node", ["node1", "node2"])
+def test_setup3_yaml_and_keepalived_forms_say_the_same(node: str) -> None:
+    from pyvrrp.config.compare import without_positions
+    from pyvrrp.config.loader import load_config
+
+    as_yaml, _ = load_config(ROOT / "config" / "nginx-ha" / f"{node}.yaml")
+    as_conf, _ = load_config(ROOT / "config" / "nginx-ha" / f"{node}.conf")
+    assert without_positions(as_yaml) == without_positions(as_conf)
+    (script,) = as_yaml.vrrp_scripts
+    assert (script.interval, script.weight, script.fall, script.rise, script.timeout) == \
+        (1, -30, 3, 5, 2)

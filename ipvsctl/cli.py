@@ -1,4 +1,5 @@
-"""ipvsctl list [--stats|--rate] [--json] | ipvsctl apply FILE [--dry-run] [--resync S]
+"""ipvsctl list [--stats|--rate] [--json] | apply FILE [--dry-run] [--resync S]
+        | run FILE [--resync S] [--keep-on-exit] | rs-setup --vip VIP start|stop
 
 Exit status: 0 done, 1 the kernel refused something (or has no IPVS), 2 bad config/usage.
 """
@@ -36,7 +37,54 @@ def _parser() -> argparse.ArgumentParser:
                           help="ownership file (default: /run/ipvsctl/owned-<netns>.json)")
     ap_apply.add_argument("--resync", type=float, metavar="S",
                           help="stay in the foreground and repair drift every S seconds")
+    ap_run = sub.add_parser("run", help="the checker daemon: health checks drive the table")
+    ap_run.add_argument("file", type=Path)
+    ap_run.add_argument("--state", type=Path,
+                        help="ownership file (default: /run/ipvsctl/owned-<netns>.json)")
+    ap_run.add_argument("--status", type=Path,
+                        help="status file (default: /run/ipvsctl/status-<netns>.json)")
+    ap_run.add_argument("--resync", type=float, default=30.0, metavar="S",
+                        help="repair drift every S seconds (0: never; default 30)")
+    ap_run.add_argument("--keep-on-exit", action="store_true",
+                        help="leave the services and fwmark rules in place on SIGTERM")
+    rs = sub.add_parser("rs-setup", help="prepare an LVS-DR real server (dr_vip_conf.sh)")
+    rs.add_argument("--vip", required=True, help="the virtual IP (IPv4)")
+    rs.add_argument("--label", default="lo:1", help="the address label on lo (lo:1)")
+    rs.add_argument("--state", type=Path,
+                    help="state file (default: /run/ipvsctl/rs-setup-<netns>.json)")
+    rs.add_argument("action", choices=("start", "stop"))
     return ap
+
+
+def _run(kernel: IpvsKernel, args: argparse.Namespace) -> int:
+    from ipvsctl.daemon import Daemon
+    from ipvsctl.nft import NftMarks
+
+    state = args.state or default_state_path(args.netns)
+    status = args.status or state.with_name(state.name.replace("owned-", "status-"))
+    daemon = Daemon(args.file, Reconciler(kernel, state), resync=args.resync,
+                    keep_on_exit=args.keep_on_exit, status_path=status,
+                    nft=NftMarks(args.netns))
+    return asyncio.run(daemon.run())
+
+
+def _rs_setup(args: argparse.Namespace) -> int:
+    from ipvsctl import rs_setup
+
+    if args.netns:  # sysctls and addresses are the namespace's: move into it first
+        from pyroute2 import netns
+
+        netns.setns(args.netns)
+    try:
+        if args.action == "start":
+            done = rs_setup.start(args.vip, args.label, args.state)
+        else:
+            done = rs_setup.stop(args.vip, args.state)
+    except (ValueError, OSError, rs_setup.RsSetupError) as err:
+        print(f"ipvsctl: rs-setup {args.action}: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+    print(f"rs-setup {args.action} {args.vip}: " + ("; ".join(done) or "nothing to change"))
+    return 0
 
 
 def _list(kernel: IpvsKernel, args: argparse.Namespace) -> int:
@@ -90,8 +138,15 @@ async def _resync_loop(rec: Reconciler, interval: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="ipvsctl: %(message)s")
+    if args.cmd == "rs-setup":  # a real server needs no IPVS
+        return _rs_setup(args)
+    if args.cmd == "run":
+        logging.getLogger().handlers[0].setFormatter(
+            logging.Formatter("%(asctime)s ipvsctl: %(levelname)s %(message)s"))
     try:
         with IpvsKernel(args.netns) as kernel:
+            if args.cmd == "run":
+                return _run(kernel, args)
             return _list(kernel, args) if args.cmd == "list" else _apply(kernel, args)
     except IpvsUnavailable as err:
         print(f"ipvsctl: {err}", file=sys.stderr)

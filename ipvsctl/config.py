@@ -12,8 +12,8 @@
 
 Other top-level keys (global_defs, vrrp_instance, ...) belong to pyvrrp and are skipped, so
 one file serves both. pyvrrp's loader calls `parse_virtual_servers` with the node itself.
-An unknown key is an error; keepalived's health-check keywords are accepted with a warning
-until the checkers land (issue 6). keepalived's fallbacks are kept, as warnings.
+An unknown key is an error. The health part (checkers, quorum, sorry server, notify
+scripts) is read by config_health.py. keepalived's fallbacks are kept, as warnings.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from typing import Any
 
 import yaml
 
+from ipvsctl.checks import health_of
+from ipvsctl.config_health import real_server_keyword, virtual_server_keyword
+from ipvsctl.health.config import HealthConfigError
 from ipvsctl.model import (
     PROTOCOLS,
     SCHED_FLAG_KEYWORDS,
@@ -39,17 +42,6 @@ from ipvsctl.model import (
 )
 
 Node = yaml.Node
-
-# Accepted and kept for the checker (issue 6); ipvsctl itself does not act on them yet.
-LATER = {
-    "delay_loop", "connect_timeout", "retry", "nb_get_retry", "delay_before_retry", "warmup",
-    "alpha", "omega", "quorum", "hysteresis", "quorum_up", "quorum_down", "ha_suspend",
-    "virtualhost", "sorry_server", "sorry_server_inhibit", "sorry_server_lvs_method",
-    "inhibit_on_failure", "smtp_alert", "snmp_name", "notify_up", "notify_down",
-    "HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "DNS_CHECK", "SMTP_CHECK", "UDP_CHECK",
-    "PING_CHECK", "FILE_CHECK", "BFD_CHECK", "log_all_failures",
-}
-
 
 class ConfigError(Exception):
     """Every problem found, each as `file:line:col: error: message`."""
@@ -167,8 +159,8 @@ def _real_server(r: _Reader, vs_node: Node, name: Node, node: Node) -> RealServe
         elif key in ("lvs_method", "lb_kind"):
             values["lvs_method"], tun = r.method(key, v)
             values.update(tun)
-        elif key in LATER:
-            r.warn(k, f"'{key}' is not acted on by ipvsctl yet (health checks: issue 6)")
+        elif real_server_keyword(r, k, v, values):
+            pass
         else:
             raise r.fail(k, f"unknown keyword '{key}' in real_server {name.value}")
     rs = RealServer(**values)
@@ -195,6 +187,7 @@ def _virtual_server(r: _Reader, name: Node, node: Node) -> VirtualServer:
         raise r.fail(name, f"virtual_server '{name.value}' must be 'IP [PORT]' or 'fwmark N'")
     where: dict[str, Node] = {}
     reals: list[RealServer] = []
+    rs_nodes: list[Node] = []
     seen_rs: set[tuple[IPAddress, int | None]] = set()
 
     def sched(key: str, v: Node) -> str:
@@ -241,12 +234,41 @@ def _virtual_server(r: _Reader, name: Node, node: Node) -> VirtualServer:
                     continue
                 seen_rs.add((rs.ip, rs.port))
                 reals.append(rs)
-        elif key in LATER:
-            r.warn(k, f"'{key}' is not acted on by ipvsctl yet (health checks: issue 6)")
+                rs_nodes.append(rk)
+        elif virtual_server_keyword(r, k, v, values):
+            pass
         else:
             raise r.fail(k, f"unknown keyword '{key}' in virtual_server {name.value}")
     vs = VirtualServer(**values, real_server=tuple(reals))
-    return _check(r, name, vs, where)
+    vs = _check(r, name, vs, where)
+    return _check_health(r, name, vs, where, rs_nodes)
+
+
+def _check_health(r: _Reader, name: Node, vs: VirtualServer, where: dict[str, Node],
+                  rs_nodes: list[Node]) -> VirtualServer:
+    """Every checker must resolve; quorum and hysteresis get keepalived's clamps."""
+    bare = replace(vs, where="")  # the error already carries the position
+    for rs, node in zip(vs.real_server, rs_nodes, strict=True):
+        try:
+            health_of(bare, rs)
+        except HealthConfigError as err:
+            raise r.fail(node, str(err)) from None
+    if vs.fwmark_rules is not None and vs.fwmark is None:
+        raise r.fail(where["fwmark_rules"], "fwmark_rules only applies to fwmark services")
+    if vs.sorry_server is not None and vs.fwmark is None and vs.ip is not None \
+            and vs.sorry_server.ip.version != vs.ip.version \
+            and (vs.sorry_server_lvs_method or vs.lvs_method) != "TUN":
+        raise r.fail(where["sorry_server"], "sorry_server is of another address family")
+    total = sum(rs.weight if rs.weight is not None else vs.weight for rs in vs.real_server)
+    if vs.real_server and vs.quorum > total:  # check_data.c: clamped, with a warning
+        r.warn(where.get("quorum", name), f"virtual_server {vs.name}: quorum {vs.quorum} "
+               f"exceeds the total weight {total} of its real servers - reducing it to {total}")
+        vs = replace(vs, quorum=max(total, 1))
+    if vs.hysteresis >= vs.quorum:
+        r.warn(where["hysteresis"], f"virtual_server {vs.name}: hysteresis {vs.hysteresis} "
+               f"must be below quorum {vs.quorum} - setting it to {vs.quorum - 1}")
+        vs = replace(vs, hysteresis=vs.quorum - 1)
+    return vs
 
 
 def _check(r: _Reader, name: Node, vs: VirtualServer, where: dict[str, Node]) -> VirtualServer:

@@ -14,6 +14,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # health.config imports this module; the names are only for typing
+    from ipvsctl.health.config import Checker
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -60,6 +64,37 @@ class RealServer:
     tun_type: str = "ipip"  # `lvs_method TUN type gue port N`
     tun_port: int = 0
     tun_flags: str = "nocsum"
+    # Health (issue 6). None inherits from the virtual server (keepalived's rule).
+    checkers: tuple[Checker, ...] = ()  # HTTP_GET / SSL_GET / TCP_CHECK / MISC_CHECK blocks
+    notify_up: str | None = None  # a command line, run without a shell
+    notify_down: str | None = None
+    inhibit_on_failure: bool | None = None
+    alpha: bool | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    delay_loop: float | None = None
+    connect_timeout: float | None = None
+    warmup: float | None = None
+    virtualhost: str | None = None
+
+
+@dataclass(frozen=True)
+class SorryServer:
+    """`sorry_server IP [PORT]`: the dest that stands in while quorum is lost."""
+
+    ip: IPAddress
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class FwmarkRules:
+    """Ours, not keepalived's: `fwmark_rules: {vip, ports, protocol}` on a fwmark service.
+    ipvsctl marks traffic to `vip` on `ports` with the service's mark in its own nftables
+    table, so the seed's hand-written `iptables -t mangle ... MARK` line is not needed."""
+
+    vip: tuple[IPAddress, ...]
+    ports: tuple[int, ...]
+    protocol: str = "tcp"  # tcp | udp | sctp
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,25 @@ class VirtualServer:
     weight: int = 1  # default real_server weight
     real_server: tuple[RealServer, ...] = ()
     where: str = ""  # file:line:col of the block, for messages
+    # Health and quorum (issue 6), keepalived's names and defaults. The check keywords are
+    # defaults for real servers, which are defaults for checkers (None: not set here).
+    delay_loop: float | None = None  # None: 60 s
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    connect_timeout: float | None = None  # None: 5 s
+    warmup: float | None = None
+    virtualhost: str | None = None
+    alpha: bool = False
+    omega: bool = False
+    inhibit_on_failure: bool = False
+    quorum: int = 1
+    hysteresis: int = 0
+    quorum_up: str | None = None
+    quorum_down: str | None = None
+    sorry_server: SorryServer | None = None
+    sorry_server_lvs_method: str | None = None  # None: the virtual server's lvs_method
+    sorry_server_inhibit: bool = False
+    fwmark_rules: FwmarkRules | None = None  # ours: see FwmarkRules
 
     @property
     def name(self) -> str:

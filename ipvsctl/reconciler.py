@@ -27,7 +27,7 @@ STATE_DIR = Path("/run/ipvsctl")
 
 
 class Kernel(Protocol):
-    def dump(self) -> Table: ...
+    def dump(self, stats: bool = True) -> Table: ...
     def apply(self, ops: Iterable[Op]) -> ApplyResult: ...
 
 
@@ -73,7 +73,9 @@ class Reconciler:
         tmp.replace(self.state_path)
 
     def plan(self, desired: Table, actual: Table | None = None) -> list[Op]:
-        return diff(desired, self.kernel.dump() if actual is None else actual, self.owned)
+        if actual is None:
+            actual = self.kernel.dump(stats=False)  # counters do not take part in a diff
+        return diff(desired, actual, self.owned)
 
     def apply(self, desired: Table, actual: Table | None = None) -> Report:
         """Make the kernel match `desired` for the services we own; return what was done."""
@@ -81,7 +83,9 @@ class Reconciler:
 
     def update(self, desired: Table) -> Report:
         """The fast path for small changes (a health flip): diff against what we last
-        applied, without a dump. Drift is the periodic resync's job."""
+        applied, without a dump, and send only that delta. Drift is the periodic resync's
+        job. Cheapest when `desired` is derived from the last table (`{**old, key: new}`
+        shares the untouched entries): then the diff never hashes a key."""
         if self.applied is None:
             return self.apply(desired)
         return self._apply(desired, diff(desired, self.applied, self.owned))
@@ -92,9 +96,11 @@ class Reconciler:
         failed_deletes = {e.op.service.key for e in result.errors
                           if e.op is not None and e.op.kind is Kind.DEL_SERVICE}
         # Owned from now on: everything desired (adopted or added), and anything we meant
-        # to delete but could not, so the next pass tries again.
-        self.owned = set(desired.services) | (self.owned & failed_deletes)
-        if ops or self.applied is None:
+        # to delete but could not, so the next pass tries again. The file is rewritten only
+        # when that set changes: a weight flip must not serialise 1k keys.
+        owned = set(desired.services) | (self.owned & failed_deletes)
+        if owned != self.owned or self.applied is None:
+            self.owned = owned
             self._save()
         self.applied = desired if not result.errors else None
         for err in result.errors:

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import socket
 import struct
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -136,6 +137,72 @@ def test_decode_round_trip_of_a_kernel_like_reply() -> None:
     assert svc.stats.conns == 10 and svc.stats.outbps == 100
 
 
+def kernel_dest_reply(d: Dest, conns: int = 0, swap: bool = False) -> memoryview:
+    """A GET_DEST dump reply as ip_vs_genl_fill_dest (6.1) writes it: 16-byte address, the
+    tunnel triple and the counters always, then both stats nests."""
+    def stats(fmt: str) -> bytes:
+        return b"".join(codec.nla(i + 1, struct.pack(fmt, conns * (i + 1))) for i in range(10))
+
+    fwd_weight = [codec.nla(codec.D_FWD_METHOD, struct.pack("=I", d.fwd)),
+                  codec.nla(codec.D_WEIGHT, struct.pack("=I", d.weight))]
+    attrs = b"".join([
+        codec.nla(codec.D_ADDR, socket.inet_pton(d.af, d.addr).ljust(16, b"\0")),
+        codec.nla(codec.D_PORT, struct.pack(">H", d.port)),
+        *(fwd_weight[::-1] if swap else fwd_weight),
+        codec.nla(codec.D_TUN_TYPE, bytes([d.tun_type])),
+        codec.nla(codec.D_TUN_PORT, struct.pack(">H", d.tun_port)),
+        codec.nla(codec.D_TUN_FLAGS, struct.pack("=H", d.tun_flags)),
+        *(codec.nla(k, struct.pack("=I", v)) for k, v in (
+            (codec.D_U_THRESH, d.u_thresh), (codec.D_L_THRESH, d.l_thresh),
+            (codec.D_ACTIVE_CONNS, conns), (codec.D_INACT_CONNS, 0),
+            (codec.D_PERSIST_CONNS, 0))),
+        codec.nla(codec.D_ADDR_FAMILY, struct.pack("=H", d.af)),
+        codec.nla(codec.D_STATS | codec.NLA_F_NESTED, stats("=I")),
+        codec.nla(codec.D_STATS64 | codec.NLA_F_NESTED, stats("=Q"))])
+    data = codec.message(FAMILY, codec.NEW_DEST, codec.nla(codec.A_DEST, attrs), 1, 0)
+    return next(codec.iter_messages(data))[3]
+
+
+def test_dump_replies_of_one_layout_are_read_in_one_unpack_and_read_right() -> None:
+    dests = [Dest(f"10.8.0.{i}", 80 + i, fwd=i % 4, weight=i, u_thresh=9 * i, l_thresh=i)
+             for i in range(1, 6)]
+    dests.append(Dest("10.8.1.1", 8080, fwd=2, weight=4, tun_type=1, tun_port=6080,
+                      tun_flags=1))
+    replies = [kernel_dest_reply(d, conns=i) for i, d in enumerate(dests)]
+    assert len({len(r) for r in replies}) == 1
+    for i, (d, reply) in enumerate(zip(dests, replies, strict=True)):
+        got = codec.decode_dest(reply, AF_INET)
+        assert got == d and got.active_conns == i
+        assert got.stats.conns == i and got.stats.outbps == 10 * i
+        assert codec.decode_dest(reply, AF_INET, stats=False).stats.conns == 0
+    # The first reply taught the layout; the others went through it.
+    assert codec._DEST.layouts[len(replies[0])] is not None
+    # Same length, attributes in another order: the header check sends it the slow way.
+    odd = kernel_dest_reply(dests[2], swap=True)
+    assert len(odd) == len(replies[0])
+    assert codec._DEST.layouts[len(odd)].read(odd) is None  # type: ignore[union-attr]
+    assert codec.decode_dest(odd, AF_INET) == dests[2]
+    v6 = Dest("fd00:8::1", 443, AF_INET6, fwd=3, weight=2)
+    assert codec.decode_dest(kernel_dest_reply(v6), AF_INET6) == v6
+
+
+def test_a_resync_reads_unchanged_dests_from_its_memo() -> None:
+    d = Dest("10.9.0.1", 80, weight=3, u_thresh=5)
+    reply = kernel_dest_reply(d, conns=5)
+    codec.decode_dest(reply, AF_INET)  # the layout is known from here on
+    memo = codec.DestMemo()
+    first = memo.decode(reply, AF_INET)
+    assert first == d and first.active_conns == 0  # no counters without stats
+    memo.next_dump()
+    again = memo.decode(kernel_dest_reply(d, conns=9), AF_INET)  # only counters moved
+    assert again is first
+    memo.next_dump()
+    assert memo.decode(kernel_dest_reply(replace(d, weight=4)), AF_INET) == \
+        replace(d, weight=4)
+    memo.next_dump()  # the last dump did not see `d`: forgotten
+    assert memo.decode(reply, AF_INET) is not first
+
+
 # --------------------------------------------------------------------------- pyroute2 0.9.7
 
 def test_pyroute2_update_sends_a_delete() -> None:
@@ -194,7 +261,8 @@ def test_pyroute2_read_back_keeps_stale_defaults() -> None:
 # --------------------------------------------------------------------------- batching
 
 class FakeSock:
-    """Records datagrams; answers each request with an ack carrying a scripted errno."""
+    """Records datagrams; answers as the kernel's netlink_rcv_skb does: an NLMSG_ERROR for
+    each request that failed (scripted errno per op index) or asked for an ack."""
 
     def __init__(self, errnos: dict[int, int]) -> None:
         self.sent: list[bytes] = []
@@ -204,22 +272,26 @@ class FakeSock:
 
     def sendall(self, data: bytes) -> None:
         self.sent.append(data)
-        acks = b""
-        for _kind, _flags, seq, _payload in codec.iter_messages(data):
+        for _kind, flags, seq, _payload in codec.iter_messages(data):
             code = self.errnos.get(self.count, 0)
             self.count += 1
-            acks += struct.pack("=IHHII", 36, codec.NLMSG_ERROR, 0, seq, 0) \
-                + struct.pack("=i", -code) + struct.pack("=IHHII", 0, 0, 0, seq, 0)
-        self.inbox.append(acks)
+            if code or flags & codec.NLM_F_ACK:  # one datagram per reply, as netlink
+                self.inbox.append(struct.pack("=IHHII", 36, codec.NLMSG_ERROR, 0, seq, 0)
+                                  + struct.pack("=i", -code)
+                                  + struct.pack("=IHHII", 0, 0, 0, seq, 0))
 
-    def recv(self, _size: int) -> bytes:
-        return self.inbox.pop(0)
+    def recv_into(self, buf: bytearray) -> int:
+        data = self.inbox.pop(0)
+        buf[:len(data)] = data
+        return len(data)
 
 
 def fake_kernel(errnos: dict[int, int]) -> tuple[IpvsKernel, FakeSock]:
     k = IpvsKernel.__new__(IpvsKernel)
     sock = FakeSock(errnos)
     k.family, k.sock, k.seq = FAMILY, sock, 1  # type: ignore[assignment]
+    k._buf = bytearray(4096)
+    k._view = memoryview(k._buf)
     return k, sock
 
 
@@ -235,6 +307,18 @@ def test_many_ops_share_one_datagram_and_errors_map_to_their_op() -> None:
     assert [(e.errno, e.op) for e in result.errors] == [(errno.EEXIST, ops[0]),
                                                         (errno.ERANGE, ops[42])]
     assert "already exists" in str(result.errors[0])
+    # Only the last request asks for an ack: 2 errors + 1 ack read back, not 101 acks.
+    flags = [f for _k, f, _s, _p in codec.iter_messages(sock.sent[0])]
+    assert [f & codec.NLM_F_ACK for f in flags] == [0] * 100 + [codec.NLM_F_ACK]
+    assert not sock.inbox
+
+
+def test_a_failed_last_request_is_its_own_ack() -> None:
+    svc = Service(ServiceKey.inet("TCP", "10.0.0.1", 80), "rr")
+    ops = [Op(Kind.ADD_DEST, svc, Dest(f"10.0.1.{i}", 80)) for i in range(1, 4)]
+    k, _ = fake_kernel({2: errno.EEXIST})
+    result = k.apply(ops)
+    assert result.done == 2 and [e.op for e in result.errors] == [ops[2]]
 
 
 def test_large_batches_are_split_under_the_socket_buffer() -> None:
@@ -244,6 +328,10 @@ def test_large_batches_are_split_under_the_socket_buffer() -> None:
     assert k.apply(ops).done == 3000
     assert 2 <= len(sock.sent) <= 10
     assert all(len(d) <= 64 * 1024 for d in sock.sent)
+    # Each datagram ends with the one request that asks for an ack.
+    for data in sock.sent:
+        flags = [f & codec.NLM_F_ACK for _k, f, _s, _p in codec.iter_messages(data)]
+        assert flags[-1] and not any(flags[:-1])
 
 
 @pytest.mark.parametrize("code, kind, text", [

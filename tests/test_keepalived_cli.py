@@ -38,7 +38,7 @@ def test_check_prints_file_line_col_and_exits_0_when_it_would_run() -> None:
     lines = proc.stdout.splitlines()
     assert f"{SEED}/etc/keepalived/conf.d/vip_nginx.conf:2:7: warning: (VI_1) unknown state " \
            "'BAKCUP', defaulting to BACKUP" in lines
-    assert lines[-1].endswith("would run (0 errors, 3 warnings, 1 notes)")
+    assert lines[-1].endswith("would run (0 errors, 3 warnings, 0 notes)")
 
 
 def test_strict_turns_warnings_into_errors() -> None:

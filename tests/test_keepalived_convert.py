@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipvsctl.model import RealServer, VirtualServer
+from ipvsctl.health.config import HttpGet, MiscCheck, SslGet, TcpCheck, Url, status_codes
+from ipvsctl.model import RealServer, SorryServer, VirtualServer
 from pyvrrp.config.convert import comparable, convert, first_difference, read_back
 from pyvrrp.config.diagnostics import ConfigError
 from pyvrrp.config.model import (
@@ -142,6 +143,45 @@ def global_defs(draw: st.DrawFn) -> GlobalDefs:
         dynamic_interfaces=draw(st.booleans()))
 
 
+SECS = st.sampled_from([None, 1.0, 2.5, 3.0])
+OPT_BOOL = st.sampled_from([None, True, False])
+
+
+@st.composite
+def checkers(draw: st.DrawFn, port: int | None) -> tuple:
+    out = []
+    for kind in draw(st.lists(st.sampled_from(["HTTP_GET", "SSL_GET", "TCP_CHECK",
+                                               "MISC_CHECK"]), max_size=2)):
+        common = {"retry": draw(st.one_of(st.none(), st.integers(0, 5))),
+                  "delay_before_retry": draw(SECS), "warmup": draw(SECS),
+                  "delay_loop": draw(SECS), "alpha": draw(OPT_BOOL)}
+        if kind == "MISC_CHECK":
+            out.append(MiscCheck(**common, misc_path=draw(COMMAND), misc_timeout=draw(SECS),
+                                 misc_dynamic=draw(st.booleans()),
+                                 user=draw(st.sampled_from([None, "nobody"]))))
+            continue
+        conn = {"connect_port": 8443 if port is None else draw(st.sampled_from([None, 81])),
+                "connect_timeout": draw(SECS),
+                "connect_ip": draw(st.sampled_from([None, "10.50.0.200"]))}
+        if kind == "TCP_CHECK":
+            out.append(TcpCheck(**common, **conn))
+            continue
+        urls = tuple(Url(draw(st.sampled_from(["/", "/health", "/index.html"])),
+                         status_codes(*draw(st.lists(st.sampled_from(["200", "301-302"]),
+                                                     unique=True, max_size=2))),
+                         draw(st.sampled_from([None, "0123456789abcdef" * 2])),
+                         draw(st.sampled_from([None, "www.example.org"])))
+                     for _ in range(draw(st.integers(1, 2))))
+        http = {"urls": urls, "virtualhost": draw(st.sampled_from([None, "example.org"])),
+                "http_protocol": draw(st.sampled_from(["1.0", "1.1"])),
+                "fast_recovery": draw(st.booleans())}
+        if kind == "SSL_GET":
+            out.append(SslGet(**common, **conn, **http, enable_sni=draw(st.booleans())))
+        else:
+            out.append(HttpGet(**common, **conn, **http))
+    return tuple(out)
+
+
 @st.composite
 def virtual_servers(draw: st.DrawFn, i: int) -> VirtualServer:
     fwmark = draw(st.booleans())
@@ -149,15 +189,38 @@ def virtual_servers(draw: st.DrawFn, i: int) -> VirtualServer:
                           min_size=1, max_size=3, unique_by=lambda r: r[0]))
     rs = tuple(RealServer(ip, port, weight=draw(st.one_of(st.none(), st.integers(0, 100))),
                           lvs_method=draw(st.sampled_from([None, "DR", "NAT"])),
-                          uthreshold=draw(st.sampled_from([0, 100])))
+                          uthreshold=draw(st.sampled_from([0, 100])),
+                          checkers=draw(checkers(port if port or not fwmark else None)),
+                          notify_up=draw(st.one_of(st.none(), COMMAND)),
+                          notify_down=draw(st.one_of(st.none(), COMMAND)),
+                          inhibit_on_failure=draw(OPT_BOOL), alpha=draw(OPT_BOOL),
+                          retry=draw(st.one_of(st.none(), st.integers(0, 5))),
+                          delay_before_retry=draw(SECS), delay_loop=draw(SECS),
+                          connect_timeout=draw(SECS), warmup=draw(SECS),
+                          virtualhost=draw(st.sampled_from([None, "rs.example.org"])))
                for ip, port in reals)
+    weight = 1
+    total = sum(weight if r.weight is None else r.weight for r in rs)
+    quorum = draw(st.integers(1, total)) if total > 1 else 1
+    sorry = draw(st.sampled_from([None, SorryServer(IPv4Address("127.0.0.1"), 80),
+                                  SorryServer(IPv4Address("10.50.1.1"))]))
     return VirtualServer(
         ip=None if fwmark else IPv4Address(f"10.60.0.{i + 1}"), port=0 if fwmark else 80,
         fwmark=i + 1 if fwmark else None, protocol="TCP" if fwmark else
         draw(st.sampled_from(["TCP", "UDP"])), lvs_sched=draw(st.sampled_from(["rr", "wlc"])),
         lvs_method=draw(st.sampled_from(["NAT", "DR"])),
         persistence_timeout=draw(st.one_of(st.none(), st.integers(1, 3600))),
-        real_server=rs)
+        real_server=rs, delay_loop=draw(SECS),
+        retry=draw(st.one_of(st.none(), st.integers(0, 5))), delay_before_retry=draw(SECS),
+        connect_timeout=draw(SECS), warmup=draw(SECS),
+        virtualhost=draw(st.sampled_from([None, "vs.example.org"])),
+        alpha=draw(st.booleans()), omega=draw(st.booleans()),
+        inhibit_on_failure=draw(st.booleans()), quorum=quorum,
+        hysteresis=draw(st.integers(0, quorum - 1)),
+        quorum_up=draw(st.one_of(st.none(), COMMAND)),
+        quorum_down=draw(st.one_of(st.none(), COMMAND)), sorry_server=sorry,
+        sorry_server_lvs_method=draw(st.sampled_from([None, "NAT"])) if sorry else None,
+        sorry_server_inhibit=draw(st.booleans()) if sorry else False)
 
 
 @st.composite
@@ -199,10 +262,10 @@ def configs(draw: st.DrawFn) -> Config:
     for vs in vss:
         head = ("virtual_server", "fwmark", str(vs.fwmark)) if vs.fwmark else \
             ("virtual_server", str(vs.ip), str(vs.port))
-        raw.append(RawStatement("delay_loop", ("3",), context=head, pos=AT))
+        raw.append(RawStatement("snmp_name", ("vs1",), context=head, pos=AT))
         rs = vs.real_server[0]
         rs_head = ("real_server", str(rs.ip), *(() if rs.port is None else (str(rs.port),)))
-        raw.append(RawStatement("TCP_CHECK", (), (RawStatement("connect_timeout", ("1",)),),
+        raw.append(RawStatement("PING_CHECK", (), (RawStatement("connect_timeout", ("1",)),),
                                 (*head, *rs_head), AT))
     chosen = draw(st.lists(st.sampled_from(raw), unique_by=id))
     return Config("gen", gd, tuple(insts), tuple(scripts), tuple(files), tuple(procs),

@@ -23,12 +23,19 @@ from pathlib import Path
 
 import pytest
 
+from ipvsctl.checks import health_of
+from ipvsctl.config import loads as ipvs_loads
+from ipvsctl.desired import table_from
+from ipvsctl.health.config import HttpGet, Url, status_codes
+from ipvsctl.model import SorryServer
 from pyvrrp.config.check import check
+from pyvrrp.config.convert import comparable
 from pyvrrp.config.host import Host
 from pyvrrp.config.keepalived import load_keepalived
 from pyvrrp.config.loader import load_config
 from pyvrrp.config.model import Config
 from pyvrrp.config.parser import Options
+from pyvrrp.config.render import to_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "config" / "keepalived"
@@ -46,7 +53,7 @@ FWMARK = [("lvs_nginx.conf", 5, "warning", "protocol specified for fwmark - prot
           ("lvs_nginx.conf", 19, "warning", "real server [10.0.0.20]:80 has port specified - "
            "clearing"),
           ("lvs_nginx.conf", 6, "warning", "sorry server has port specified - clearing")]
-VS_NOTE = [("lvs_nginx.conf", 1, "note", "HTTP_GET, delay_loop, sorry_server parsed and kept")]
+VS_NOTE: list[tuple[str, int, str, str]] = []  # checkers, delay_loop, sorry_server: lowered
 
 EXPECTED = {
     ("lvs-dr-ipport", "node1"): NOTIFY_OUTSIDE + VS_NOTE + NB_GET_RETRY,
@@ -107,8 +114,25 @@ def test_seed_means_what_the_yaml_config_means(setup: str, node: str) -> None:
         assert vs.fwmark == 50
     else:
         assert (vs.ip, vs.port, vs.protocol) == (IPv4Address("10.0.0.100"), 80, "TCP")
-    kept = {s.keyword for s in cfg.unsupported}
-    assert kept == {"delay_loop", "sorry_server", "HTTP_GET"}
+    assert cfg.unsupported == ()  # HTTP_GET, delay_loop and sorry_server are lowered
+    assert vs.delay_loop == 3 and vs.sorry_server == SorryServer(IPv4Address("127.0.0.1"), 80)
+    for rs in vs.real_server:
+        assert rs.checkers == (HttpGet(retry=3, delay_before_retry=1, connect_timeout=1,
+                                       urls=(Url("/index.html", status_codes(200)),)),)
+        health = health_of(vs, rs)
+        assert [str(c.target) for c in health.checks] == [f"[{rs.ip}]:80"]
+    dests = [d.port for ds in table_from([vs]).dests.values() for d in ds.values()]
+    assert dests == ([0, 0] if setup == "lvs-dr-fwmark" else [80, 80])  # IPVS: port 0
+
+
+@pytest.mark.parametrize("setup", ["lvs-dr-ipport", "lvs-dr-fwmark"])
+def test_seed_virtual_servers_round_trip_through_ipvsctl(setup: str) -> None:
+    path, options = seed(setup, "node1")
+    cfg, _ = load_keepalived(path, options=options)
+    text = to_yaml(Config(cfg.source, virtual_servers=cfg.virtual_servers))
+    loaded = ipvs_loads(text)
+    assert loaded.warnings == ()
+    assert comparable(loaded.virtual_servers) == comparable(cfg.virtual_servers)
 
 
 @pytest.mark.parametrize("node", ["node1", "node2"])

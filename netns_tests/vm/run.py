@@ -8,11 +8,20 @@ folder passed with `--rwdir` is written back.
 
 9p under emulation makes every file look-up cost a round trip, and Python's start-up does
 thousands: `import pyroute2` alone took 22 s there. So the host packs what the suite needs
-(the stdlib, a few site-packages, ipvsctl and the tests) into one uncompressed tar, and the
-guest unpacks it into a tmpfs and runs pytest from RAM.
+(the stdlib, a few site-packages, ipvsctl, pyvrrp and the tests, and the interpreter with its
+libpython) into one uncompressed tar, and the guest unpacks it into a tmpfs and runs pytest
+from RAM; processes the tests start get the same interpreter (sys.executable) and
+environment. Even from RAM, Python runs ~60x slower there than natively on a busy host.
 
-Usage: netns_tests/vm/run.py [--kernel PATH] [--keep] [--timeout S] [--bench] [-- ARGS...]
-Exit status: the guest suite's (pytest's), or 3 when the guest did not report one.
+The guest's output is relayed through a pipe: QEMU opens /proc/self/fd/1 once per console
+port, and when our stdout is a file each open gets its own offset, so the ports and this
+script overwrote one another's lines (the first lines of the bench were lost).
+
+Usage: netns_tests/vm/run.py [--kernel PATH] [--keep] [--timeout S] [--bench [--json FILE]]
+       [-- ARGS...]
+`--bench` first times bench/ipvs_apply's calibration workloads here on the host, so the
+guest can convert its times; the guest's --json lands in the --rwdir folder and is copied
+to FILE. Exit status: the guest's (pytest's or the bench's), or 3 when it reported none.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +48,7 @@ SITE_PACKAGES = ("pyroute2", "yaml", "_yaml", "_pytest", "pytest", "pluggy", "in
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
                "pydoc_data", "site-packages", "dist-packages", "distutils",
                "curses", "xmlrpc", "wsgiref", "venv", "dbm", "msilib"}
-PROJECT = ("ipvsctl", "netns_tests/vm", "bench/ipvs_apply")
+PROJECT = ("ipvsctl", "pyvrrp", "netns_tests/vm", "bench/ipvs_apply")  # pyvrrp: the LVS e2e
 
 GUEST_SCRIPT = """\
 #!/bin/sh
@@ -52,7 +62,10 @@ t1=$(cut -d' ' -f1 /proc/uptime)
 echo "guest: kernel $(uname -r), booted in $t0 s," \
      "unpacked in $(awk "BEGIN{{print $t1 - $t0}}") s"
 cd $T/src
-export PYTHONHOME=$T/usr PYTHONPATH=$T/site:$T/src IPVSCTL_VM_GUEST=1
+export PYTHONHOME=$T/usr PYTHONPATH=$T/site:$T/src IPVSCTL_VM_GUEST=1 PYTHONUNBUFFERED=1
+# The interpreter and its libpython come from the tar too (_pack): mapped over 9p, every
+# page fault of every Python process (the LVS test starts six) was a 9p round trip.
+export LD_LIBRARY_PATH=$T/usr/lib
 {{ {command}; echo $? > $W/rc; }} 2>&1 | tee $W/guest.log
 t2=$(cut -d' ' -f1 /proc/uptime)
 echo "guest: suite took $(awk "BEGIN{{print $t2 - $t1}}") s, uptime $t2 s"
@@ -61,8 +74,26 @@ exit $(cat $W/rc)
 """
 
 
-def _pack(tar_path: Path) -> None:
-    """One uncompressed tar: usr/lib/python3.X (stdlib), site/ (packages), src/ (project)."""
+def _interpreter(tar: tarfile.TarFile, work: Path) -> str:
+    """Add this interpreter (and its shared libpython, debug symbols stripped) to the tar
+    as usr/bin/NAME and usr/lib/; return NAME."""
+    exe = Path(os.path.realpath(sys.executable))
+    tar.add(exe, f"usr/bin/{exe.name}")
+    ldlib = sysconfig.get_config_var("INSTSONAME") or ""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    lib = Path(libdir) / ldlib
+    if sysconfig.get_config_var("Py_ENABLE_SHARED") and ldlib and lib.exists():
+        stripped = work / ldlib
+        if subprocess.run(["strip", "--strip-debug", "-o", str(stripped), str(lib)],
+                          check=False).returncode != 0:
+            shutil.copyfile(lib, stripped)
+        tar.add(stripped, f"usr/lib/{ldlib}")
+    return exe.name
+
+
+def _pack(tar_path: Path) -> str:
+    """One uncompressed tar: usr/lib/python3.X (stdlib), site/ (packages), src/ (project),
+    usr/bin/python (the interpreter). Returns the interpreter's name."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     purelib = Path(sysconfig.get_paths()["purelib"])
     ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -83,6 +114,7 @@ def _pack(tar_path: Path) -> None:
         return info
 
     with tarfile.open(tar_path, "w") as tar:
+        exe = _interpreter(tar, tar_path.parent)
         tar.add(stdlib, f"usr/lib/{ver}", filter=skip_stdlib)
         for name in SITE_PACKAGES:
             if (purelib / name).exists():
@@ -94,6 +126,7 @@ def _pack(tar_path: Path) -> None:
         ini = tar_path.parent / "pytest.ini"
         ini.write_text("[pytest]\nmarkers =\n    netns: needs root and network namespaces\n")
         tar.add(ini, "src/pytest.ini")
+    return exe
 
 
 def _default_kernel() -> str | None:
@@ -105,6 +138,31 @@ def _default_kernel() -> str | None:
     return None
 
 
+def _run_relayed(cmd: list[str], env: dict[str, str], timeout: float) -> int:
+    """Run vng with its output through a pipe that we copy to our stdout as it comes."""
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+    assert proc.stdout is not None
+    out = proc.stdout
+
+    def relay() -> None:
+        while chunk := out.read1(1 << 16):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+    pump = threading.Thread(target=relay, daemon=True)
+    pump.start()
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"vm: guest did not finish within {timeout:.0f} s", file=sys.stderr)
+        proc.kill()
+        proc.wait()
+        rc = 124
+    pump.join(10)
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernel", help="kernel image (default: newest /boot one with ip_vs)")
@@ -113,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--bench", action="store_true",
                     help="run bench/ipvs_apply in the guest instead of the test suite")
+    ap.add_argument("--json", type=Path, help="with --bench: where to copy its JSON results")
     ap.add_argument("pytest_args", nargs="*",
                     help="after --: passed to pytest (or to the benchmark) in the guest")
     args = ap.parse_args(argv)
@@ -135,11 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ipvsvm-"))
     try:
         t0 = time.monotonic()
-        _pack(work / "env.tar")
-        py = os.path.realpath(sys.executable)
-        extra = " ".join(args.pytest_args)
+        py = f"/tmp/ipvsvm/usr/bin/{_pack(work / 'env.tar')}"  # GUEST_SCRIPT's $T
+        extra_args = list(args.pytest_args)
+        if args.bench and "--json" in extra_args:  # a host path: the guest cannot write it
+            i = extra_args.index("--json")
+            args.json = Path(extra_args[i + 1])
+            del extra_args[i:i + 2]
+        extra = " ".join(extra_args)
         if args.bench:
-            command = f"{py} bench/ipvs_apply {extra}"
+            calib = work / "host_calibration.json"
+            subprocess.run([sys.executable, str(ROOT / "bench/ipvs_apply"), "--calibrate-only",
+                            "--json", str(calib)], check=True, cwd=ROOT)
+            command = (f"{py} bench/ipvs_apply --host-calibration {calib} "
+                       f"--json {work}/bench.json {extra}")
         else:
             command = (f"{py} -m pytest -p no:cacheprovider -q -rs "
                        f"--junitxml={work}/junit.xml {extra or 'netns_tests/vm'}")
@@ -148,13 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                "--memory", "2G", "--rwdir", str(work), "--exec", f"sh {work}/guest.sh"]
         print(f"vm: booting {kernel} under QEMU (no KVM); packed in "
               f"{time.monotonic() - t0:.1f} s", flush=True)
-        try:
-            proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, cwd=ROOT,
-                                  timeout=args.timeout)
-            vng_rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            print(f"vm: guest did not finish within {args.timeout:.0f} s", file=sys.stderr)
-            vng_rc = 124
+        vng_rc = _run_relayed(cmd, env, args.timeout)
         total = time.monotonic() - t0
         rc_file = work / "rc"
         rc = int(rc_file.read_text()) if rc_file.exists() else None
@@ -167,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         what = "bench" if args.bench else "pytest"
         print(f"vm: IPVS guest total {total:.0f} s{detail}; {what} exit "
               f"{rc if rc is not None else 'missing'} (vng exit {vng_rc})", flush=True)
+        if args.bench and args.json and (work / "bench.json").exists():
+            shutil.copyfile(work / "bench.json", args.json)
+            print(f"vm: bench results in {args.json}")
         if rc is None:
             return 3
         return rc

@@ -143,3 +143,17 @@ def test_batched_apply_of_many_ops(kernel: IpvsKernel, ipvsadm: Adm, batch: int)
     text = ipvsadm("-Ln")
     assert text.count("TCP  ") == batch // 5
     assert text.count("  -> ") - 1 == batch // 5 * 4  # less the title line
+
+
+def test_errors_across_datagrams_and_a_failing_last_op(kernel: IpvsKernel, ipvsadm: Adm) -> None:
+    """Only the last request of a datagram asks for an ack: the kernel reports failures
+    unasked, in every datagram, and a failing last request is its own ack."""
+    svc = Service(ServiceKey.inet("TCP", "10.7.0.1", 80), "rr")
+    dests = [Dest(f"10.7.{i // 250}.{i % 250 + 1}", 80) for i in range(1500)]
+    ok(kernel, Op(Kind.ADD_SERVICE, svc), *(Op(Kind.ADD_DEST, svc, d) for d in dests[::300]))
+    ops = [Op(Kind.ADD_DEST, svc, d) for d in dests] + [Op(Kind.ADD_SERVICE, svc)]
+    result = kernel.apply(ops)  # ~150 KB: three datagrams
+    assert [e.op for e in result.errors] == [ops[i] for i in range(0, 1500, 300)] + [ops[-1]]
+    assert {e.errno for e in result.errors} == {errno.EEXIST}
+    assert result.done == 1495
+    assert ipvsadm("-Ln").count("  -> ") - 1 == 1500  # less the title line

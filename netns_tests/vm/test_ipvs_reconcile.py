@@ -21,10 +21,10 @@ from pyroute2 import netns as pr_netns
 from ipvsctl import cli
 from ipvsctl.config import loads
 from ipvsctl.desired import table_from
-from ipvsctl.diff import Kind
+from ipvsctl.diff import Kind, Op
 from ipvsctl.kernel import IpvsKernel
 from ipvsctl.listing import render
-from ipvsctl.model import RealServer, Table, VirtualServer
+from ipvsctl.model import AF_INET6, RealServer, Table, VirtualServer
 from ipvsctl.reconciler import Reconciler
 
 Adm = Callable[..., str]
@@ -89,6 +89,9 @@ def test_round_trip_of_200_random_services(ns: str, kernel: IpvsKernel, ipvsadm:
                     d.u_thresh, d.l_thresh)
                    for ds in desired.dests.values() for d in ds.values()}
     assert thresholds(ipvsadm("-Ln", "--thresholds")) == want_thresh
+    # Our own dump reads back the same table, with and without the counters.
+    assert kernel.dump(stats=False) == desired
+    assert kernel.dump() == desired
     # `ipvsctl list` prints what ipvsadm prints.
     assert cli.main(["--netns", ns, "list"]) == 0
     assert capsys.readouterr().out == adm
@@ -105,6 +108,53 @@ def test_round_trip_of_200_random_services(ns: str, kernel: IpvsKernel, ipvsadm:
     assert [(op.kind, op.dest) for op in report.ops] == \
         [(Kind.EDIT_DEST, replace(d, weight=d.weight + 1))]
     assert ipvsadm("-Ln") == render(changed, version, size)
+
+
+def test_update_sends_only_the_delta_and_resync_repairs_what_it_cannot_see(
+        kernel: IpvsKernel, ipvsadm: Adm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(77)
+    desired = table_from(random_vs(rng, i, kernel_schedulers()) for i in range(120))
+    rec = Reconciler(kernel, tmp_path / "owned.json")
+    assert rec.apply(desired).ok
+    version, size = kernel.info()
+    real_dump = kernel.dump
+
+    def no_dump(stats: bool = True) -> Table:
+        raise AssertionError("the update path must not dump the kernel")
+
+    monkeypatch.setattr(kernel, "dump", no_dump)
+    keys = [k for k in sorted(desired.services) if len(desired.dests_of(k)) >= 2]
+    a, b, c = keys[0], keys[1], keys[-1]
+    # One weight: one op; the table is derived, sharing every untouched entry.
+    (dk, d), (_, d2) = list(desired.dests_of(a).items())[:2]
+    one = Table(desired.services, {**desired.dests, a: {**desired.dests_of(a),
+                                                        dk: replace(d, weight=d.weight + 7)}})
+    report = rec.update(one)
+    assert [(op.kind, op.dest) for op in report.ops] == \
+        [(Kind.EDIT_DEST, replace(d, weight=d.weight + 7))]
+    assert ipvsadm("-Ln") == render(one, version, size)
+    # Several kinds at once: a dest out, a dest in, a service gone.
+    out_key, bd = next(iter(one.dests_of(b).items()))
+    new_dest = replace(bd, addr="fd00:31::1" if bd.af == AF_INET6 else "10.31.0.1")
+    b_dests = {k: v for k, v in one.dests_of(b).items() if k != out_key}
+    b_dests[new_dest.key] = new_dest
+    services = {k: v for k, v in one.services.items() if k != c}
+    dests = {k: v for k, v in one.dests.items() if k != c}
+    two = Table(services, {**dests, b: b_dests})
+    report = rec.update(two)
+    assert sorted(op.kind.value for op in report.ops) == \
+        ["add-dest", "del-dest", "del-service"]
+    assert report.ok
+    assert ipvsadm("-Ln") == render(two, version, size)
+    # Behind our back: the update path cannot see it (no dump) ...
+    ipvsadm(*str(Op(Kind.EDIT_DEST, two.services[a], replace(d2, weight=99))).split())
+    assert rec.update(two).ops == ()
+    # ... the periodic resync dumps, sees it, and repairs it.
+    monkeypatch.setattr(kernel, "dump", real_dump)
+    report = rec.resync()
+    assert [(op.kind, op.dest) for op in report.ops] == [(Kind.EDIT_DEST, d2)]
+    assert ipvsadm("-Ln") == render(two, version, size)
 
 
 def test_resync_repairs_drift_and_leaves_foreign_services(kernel: IpvsKernel, ipvsadm: Adm,

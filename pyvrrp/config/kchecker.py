@@ -1,11 +1,14 @@
 """virtual_server, virtual_server_group, real_server and checkers from keepalived.conf.
 
 The IPVS side of a virtual_server (address or fwmark, scheduler, method, persistence, real
-servers with weights and thresholds) lowers into ipvsctl's model (ipvsctl/model.py). The
-rest (health checkers, sorry server, quorum, delays, notify scripts) has no runtime yet, so
-it is kept as RawStatements in the context of its virtual_server / real_server and noted as
-"parsed, not supported". A `virtual_server group NAME` and `virtual_server_group` are kept
-whole.
+servers with weights and thresholds) and its health side (HTTP_GET, SSL_GET, TCP_CHECK and
+MISC_CHECK blocks, the check timers, sorry server, quorum, hysteresis, alpha/omega,
+inhibit_on_failure, notify and quorum scripts) lower into ipvsctl's model (ipvsctl/model.py,
+ipvsctl/health/config.py). What ipvsctl cannot run (DNS_CHECK, SMTP_CHECK, UDP_CHECK,
+PING_CHECK, FILE_CHECK, BFD_CHECK, a checker with a keyword ipvsctl lacks such as `regex` or
+`bind_if`, ha_suspend, smtp_alert...) is kept as RawStatements in the context of its
+virtual_server / real_server and noted as "parsed, not supported". A `virtual_server group
+NAME` and `virtual_server_group` are kept whole.
 
 Everything is judged as keepalived 2.2.7 judges it: its handlers in check_parser.c and the
 checks of validate_check_config() in check_data.c, with their warnings and fallbacks (no
@@ -19,10 +22,29 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from ipvsctl.model import RealServer, VirtualServer
-from pyvrrp.config.keepalived import Scope, raw_statement
-from pyvrrp.config.kvalues import INT_MAX, UINT_MAX, read_bool, read_decimal, read_ip, read_uint
-from pyvrrp.config.lexer import Word
+from ipvsctl.checks import health_of
+from ipvsctl.health.config import (
+    Checker,
+    HealthConfigError,
+    HttpGet,
+    MiscCheck,
+    SslGet,
+    TcpCheck,
+    Url,
+    status_codes,
+)
+from ipvsctl.model import RealServer, SorryServer, VirtualServer
+from pyvrrp.config.keepalived import Scope, command, raw_statement
+from pyvrrp.config.kvalues import (
+    INT_MAX,
+    UINT_MAX,
+    read_bool,
+    read_decimal,
+    read_ip,
+    read_uint,
+    seconds,
+)
+from pyvrrp.config.lexer import Word, split_quoted_escaped
 from pyvrrp.config.model import Pos, RawStatement
 from pyvrrp.config.parser import Stmt
 
@@ -48,6 +70,8 @@ class _Server:
     method: str | None = None
     weight: int | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)  # id() of the statements lowered
+    checks: list[tuple[Stmt, Checker]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +94,7 @@ class _VS:
     sorry: _Server | None = None
     reals: list[_Server] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)  # id() of the statements lowered
 
 
 def _addr_port(scope: Scope, stmt: Stmt, what: str) -> tuple[Address, int | None] | None:
@@ -155,19 +180,61 @@ def _header(scope: Scope, stmt: Stmt) -> _VS | None:
                values={"ip": addr, "port": port or 0})
 
 
-def _timer(scope: Scope, s: Stmt, what: str) -> None:
+def _timer(scope: Scope, s: Stmt, what: str) -> float | None:
     d = read_decimal(s.args[0].text, 0, UINT_MAX / 1e6)
     if d.value is None:
         scope.report.warning(s.args[0].pos, f"{what} {s.name} {d.problem} - ignoring")
+        return None
+    return float(d.value)
+
+
+def _flag(s: Stmt) -> bool | None:
+    """A bare keyword (`alpha`) is true; else keepalived's true/false word."""
+    return True if not s.args else read_bool(s.args[0].text)
+
+
+def _lower_common(scope: Scope, into: _VS | _Server, s: Stmt, what: str) -> bool:
+    """The check keywords a virtual_server and a real_server share, into the model."""
+    a0 = s.args[0] if s.args else None
+    value: Any = None
+    if s.name in TIMERS and a0 is not None:
+        value = _timer(scope, s, what)
+        if value is not None and s.name in ("delay_loop", "connect_timeout") and not value:
+            value = None  # ipvsctl needs them positive: kept raw
+    elif s.name == "retry" and a0 is not None:
+        n = read_uint(a0.text, 0, INT_MAX)
+        if read_uint(a0.text, 0, UINT_MAX).value is None:
+            scope.report.warning(a0.pos, f"retry value invalid - {a0.text}")
+        value = None if n.value is None else int(n.value)
+    elif s.name in ("alpha", "inhibit_on_failure"):
+        value = _flag(s)
+        if value is None and a0 is not None:
+            scope.report.warning(a0.pos, f"invalid {s.name} parameter {a0.text}")
+    elif s.name == "virtualhost" and a0 is not None:
+        value = a0.text
+    elif s.name in ("notify_up", "notify_down", "quorum_up", "quorum_down") and a0 is not None:
+        value = command(scope, s)
+    else:
+        return False
+    if value is not None:
+        into.values[s.name] = value
+        into.used.add(id(s))
+    return True
 
 
 def _vs_keyword(scope: Scope, vs: _VS, s: Stmt) -> None:
     r, a0 = scope.report, s.args[0] if s.args else None
-    if s.name in TIMERS and a0 is not None:
-        _timer(scope, s, "virtual server")
-    elif s.name == "retry" and a0 is not None:
-        if read_uint(a0.text, 0, UINT_MAX).value is None:
-            r.warning(a0.pos, f"retry value invalid - {a0.text}")
+    if s.name == "omega" or s.name == "sorry_server_inhibit" and vs.sorry is not None:
+        value = _flag(s)
+        if value is None:
+            r.warning(s.args[0].pos, f"invalid {s.name} parameter {s.args[0].text}")
+        else:
+            vs.values[s.name] = value
+            vs.used.add(id(s))
+    elif s.name not in ("real_server",) and _lower_common(scope, vs, s, "virtual server"):
+        if s.name in ("notify_up", "notify_down"):
+            vs.values.pop(s.name, None)
+            vs.used.discard(id(s))
     elif s.name in ("lb_algo", "lvs_sched") and a0 is not None:
         if a0.text not in SCHEDULERS:
             r.warning(a0.pos, f"invalid lvs_scheduler '{a0.text}' - ignoring")
@@ -213,12 +280,14 @@ def _vs_keyword(scope: Scope, vs: _VS, s: Stmt) -> None:
         if n.value is None:
             r.warning(a0.pos, f"quorum {a0.text} must be in [1, {UINT_MAX}]. Setting to 1.")
         vs.quorum = int(n.value) if n.value is not None else 1
+        vs.used.add(id(s))
     elif s.name == "hysteresis" and a0 is not None:
         n = read_uint(a0.text, 0, UINT_MAX)
         if n.value is None:
             r.warning(a0.pos, f"hysteresis {a0.text} must be in [0, {UINT_MAX}] - ignoring")
         else:
             vs.hysteresis = int(n.value)
+            vs.used.add(id(s))
     elif s.name == "weight" and a0 is not None:
         n = read_uint(a0.text, 1, INT_MAX)
         if n.value is None:
@@ -229,6 +298,8 @@ def _vs_keyword(scope: Scope, vs: _VS, s: Stmt) -> None:
         got = _addr_port(scope, s, "sorry server")
         if got is not None:
             vs.sorry = _Server(s.pos, got[0], got[1])
+            vs.values["sorry_server"] = SorryServer(got[0], got[1])
+            vs.used.add(id(s))
     elif s.name == "sorry_server_inhibit" and vs.sorry is None:
         r.warning(s.pos, "ignoring sorry_server_inhibit used before or without sorry_server")
     elif s.name == "sorry_server_lvs_method":
@@ -237,7 +308,10 @@ def _vs_keyword(scope: Scope, vs: _VS, s: Stmt) -> None:
         elif a0 is not None:
             got = _method(scope, s, "sorry")
             vs.sorry.method = got[0] if got else None
-    elif s.name in ("alpha", "omega", "inhibit_on_failure", "smtp_alert") and a0 is not None:
+            if got is not None and not got[1]:
+                vs.values["sorry_server_lvs_method"] = got[0]
+                vs.used.add(id(s))
+    elif s.name == "smtp_alert" and a0 is not None:
         if read_bool(a0.text) is None:
             r.warning(a0.pos, f"invalid {s.name} parameter {a0.text}")
     elif s.name == "real_server":
@@ -293,13 +367,15 @@ def _real_server(scope: Scope, vs: _VS, stmt: Stmt) -> None:
                 r.warning(a0.pos, f"invalid real_server {s.name} '{a0.text}' - ignoring")
             else:
                 rs.values[s.name] = int(n.value)
-        elif s.name in TIMERS and a0 is not None:
-            _timer(scope, s, "real server")
-        elif s.name == "retry" and a0 is not None:
-            if read_uint(a0.text, 0, UINT_MAX).value is None:
-                r.warning(a0.pos, f"retry value invalid - {a0.text}")
+        elif _lower_common(scope, rs, s, "real server"):
+            if s.name in ("quorum_up", "quorum_down"):
+                rs.values.pop(s.name, None)
+                rs.used.discard(id(s))
         elif s.kw.sub is not None and s.block is not None:
             _checker(scope, s)
+            checker = _build_checker(s)
+            if checker is not None:
+                rs.checks.append((s, checker))
     if any(o.addr == rs.addr and (o.port or vs.port) == (rs.port or vs.port)
            for o in vs.reals):
         r.warning(stmt.pos, f"VS {vs.label}: real server [{rs.addr}]:{rs.port or 0} is "
@@ -333,6 +409,106 @@ def _checker(scope: Scope, stmt: Stmt) -> None:
     if stmt.name in ("HTTP_GET", "SSL_GET") and not urls:
         r.error(stmt.pos, f"{stmt.name} has no url with a path; keepalived 2.2.7 says "
                 "'checker has no urls specified - ignoring' and then crashes (SIGSEGV)")
+
+
+CHECK_KINDS: dict[str, type[Checker]] = {"HTTP_GET": HttpGet, "SSL_GET": SslGet,
+                                         "TCP_CHECK": TcpCheck, "MISC_CHECK": MiscCheck}
+
+
+def _build_checker(stmt: Stmt) -> Checker | None:
+    """The checker block as ipvsctl's model, or None when any of it has no place there
+    (an unsupported kind or keyword, an invalid value): then it is kept raw as before."""
+    cls = CHECK_KINDS.get(stmt.name)
+    if cls is None:
+        return None
+    conn, http = cls is not MiscCheck, cls in (HttpGet, SslGet)
+    values: dict[str, Any] = {}
+    urls: list[Url] = []
+    try:
+        for s in stmt.block or []:
+            value = _checker_value(s, cls, conn, http)
+            if s.name == "url" and http:
+                urls.append(value)
+            elif s.name == "user":
+                values["user"], values["group"] = value
+            else:
+                values["retry" if s.name == "nb_get_retry" else s.name] = value
+        if http:
+            values["urls"] = tuple(urls)
+        checker = cls(**values)
+    except (TypeError, ValueError, LookupError):
+        return None
+    if http and not urls or cls is MiscCheck and not values.get("misc_path"):
+        return None
+    return checker
+
+
+def _checker_value(s: Stmt, cls: type[Checker], conn: bool, http: bool) -> Any:
+    """One checker keyword's value; ValueError when the model cannot hold it."""
+    words = [w.text for w in s.args]
+    one = words[0] if len(words) == 1 else None
+    name = s.name
+    if name in ("retry", "nb_get_retry") and one is not None:
+        return _uint(one, 0, INT_MAX)
+    if name in ("delay_before_retry", "warmup") and one is not None:
+        return _secs(one, zero=True)
+    if name == "delay_loop" and one is not None:
+        return _secs(one)
+    if name in ("alpha", "fast_recovery", "enable_sni", "misc_dynamic") and len(words) <= 1:
+        value = _flag(s)
+        if value is None or name == "enable_sni" and cls is not SslGet:
+            raise ValueError(name)
+        return value
+    if conn and one is not None:
+        if name in ("connect_ip", "bindto") and read_ip(one) is not None:
+            return str(read_ip(one))
+        if name in ("connect_port", "bind_port"):
+            return _uint(one, 1, 65535)
+        if name == "connect_timeout":
+            return _secs(one)
+    if http and name in ("virtualhost", "http_protocol") and one is not None:
+        return one
+    if http and name == "url" and s.block is not None:
+        return _build_url(s)
+    if cls is MiscCheck:
+        if name == "misc_path":
+            got = split_quoted_escaped(s.text)
+            if got is None or len(got) != 2 or not got[1].strip():
+                raise ValueError(name)
+            return got[1].strip()
+        if name == "misc_timeout" and one is not None:
+            return _secs(one)
+        if name == "user" and 1 <= len(words) <= 2:
+            return words[0], (words[1] if len(words) == 2 else None)
+    raise ValueError(name)
+
+
+def _build_url(stmt: Stmt) -> Url:
+    values: dict[str, Any] = {}
+    for s in stmt.block or []:
+        words = [w.text for w in s.args]
+        if s.name in ("path", "digest", "virtualhost") and len(words) == 1 \
+                and s.name not in values:
+            values[s.name] = words[0]
+        elif s.name == "status_code" and words:
+            values["status_code"] = values.get("status_code", ()) + status_codes(*words)
+        else:
+            raise ValueError(s.name)
+    return Url(**values)
+
+
+def _uint(text: str, lo: int, hi: int) -> int:
+    n = read_uint(text, lo, hi)
+    if n.value is None:
+        raise ValueError(text)
+    return int(n.value)
+
+
+def _secs(text: str, zero: bool = False) -> float:
+    d = read_decimal(text, 0, UINT_MAX / 1e6)
+    if d.value is None or d.problem or (not zero and not d.value):
+        raise ValueError(text)
+    return float(seconds(float(d.value)))
 
 
 def _url(scope: Scope, stmt: Stmt) -> int:
@@ -400,6 +576,11 @@ def _validate(scope: Scope, vs: _VS) -> bool:
     if vs.hysteresis and vs.hysteresis >= vs.quorum:
         r.warning(vs.pos, f"virtual server {vs.label}: hysteresis {vs.hysteresis} >= quorum "
                   f"{vs.quorum}; setting hysteresis to {vs.quorum - 1}")
+        vs.hysteresis = max(vs.quorum - 1, 0)
+    if vs.quorum != 1:
+        vs.values["quorum"] = max(vs.quorum, 1)  # a total weight of 0: ipvsctl's floor
+    if vs.hysteresis:
+        vs.values["hysteresis"] = min(vs.hysteresis, max(vs.quorum - 1, 0))
     if vs.group is not None:
         _validate_group(scope, vs, servers)
         return True
@@ -435,15 +616,17 @@ def _validate_group(scope: Scope, vs: _VS, servers: list[_Server]) -> None:
 
 
 def _lower(scope: Scope, stmt: Stmt, vs: _VS) -> VirtualServer:
-    """The IPVS side into ipvsctl's model; every other statement raw, in its context."""
+    """The IPVS side and the health side into ipvsctl's model; every other statement raw,
+    in its context."""
     head = vs_context(vs.values)
     kept: list[str] = []
     for s in stmt.block or []:
-        if s.name not in VS_MODEL:
+        if s.name not in VS_MODEL and id(s) not in vs.used:
             scope.raw.append(raw_statement(s, head))
             kept.append(s.name)
     reals = []
     by_pos = {rs.pos: rs for rs in vs.reals}
+    bare = VirtualServer(**vs.values)
     for s in stmt.block or []:
         rs = by_pos.get(s.pos) if s.name == "real_server" else None
         if rs is None:
@@ -451,16 +634,24 @@ def _lower(scope: Scope, stmt: Stmt, vs: _VS) -> VirtualServer:
         if rs.method is None and vs.method == "TUN" and vs.tun:
             # keepalived: real servers take the VS's tunnel; ipvsctl keeps it per server
             rs.values.update(vs.tun, lvs_method="TUN")
-        model = RealServer(ip=rs.addr, port=rs.port, **rs.values)
+        model = RealServer(ip=rs.addr, port=rs.port, **rs.values,
+                           checkers=tuple(c for _, c in rs.checks))
+        try:
+            health_of(bare, model)
+            lowered = {id(c) for c, _ in rs.checks}
+        except HealthConfigError as err:
+            scope.report.note(s.pos, f"{err}: its checkers are kept, not run")
+            model = RealServer(ip=rs.addr, port=rs.port, **rs.values)
+            lowered = set()
         reals.append(model)
         for c in s.block or []:
-            if c.name not in RS_MODEL:
+            if c.name not in RS_MODEL and id(c) not in rs.used and id(c) not in lowered:
                 scope.raw.append(raw_statement(c, (*head, *rs_context(model))))
                 kept.append(c.name)
     if kept:
         names = ", ".join(sorted(set(kept)))
         scope.report.note(stmt.pos, f"virtual_server {' '.join(head[1:])}: {names} parsed and "
-                          "kept, not run (pyvrrp has no health checker yet)")
+                          "kept, not run (pyvrrp does not support them)")
     return VirtualServer(**vs.values, real_server=tuple(reals), where=str(stmt.pos))
 
 

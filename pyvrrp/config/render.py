@@ -10,11 +10,13 @@ where they stood: into global_defs, the instance, the sync group, or the top lev
 from __future__ import annotations
 
 from collections.abc import Iterable
-from ipaddress import IPv4Address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import yaml
 
+from ipvsctl.health.config import Checker, HttpGet, MiscCheck, SslGet, Url
 from ipvsctl.model import RealServer, VirtualServer
 from pyvrrp.config.lexer import quote_word
 from pyvrrp.config.model import (
@@ -213,6 +215,78 @@ def rs_name(rs: RealServer) -> tuple[str, ...]:
     return (str(rs.ip), *(() if rs.port is None else (str(rs.port),)))
 
 
+@dataclass(frozen=True)
+class Block:
+    """A nested `{ }` block whose keys may repeat (several urls, several checkers)."""
+
+    items: tuple[tuple[str, Any], ...]
+
+
+VS_CHECK_KEYS = ("delay_loop", "retry", "delay_before_retry", "connect_timeout", "warmup",
+                 "virtualhost")
+RS_CHECK_KEYS = ("inhibit_on_failure", "alpha", "retry", "delay_before_retry", "delay_loop",
+                 "connect_timeout", "warmup", "virtualhost", "notify_up", "notify_down")
+
+
+def _set(obj: Any, keys: Iterable[str]) -> list[tuple[str, Any]]:
+    return [(k, getattr(obj, k)) for k in keys if getattr(obj, k) is not None]
+
+
+def url_items(u: Url) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("path", u.path)]
+    if u.status_code:
+        out.append(("status_code", tuple(str(lo) if lo == hi else f"{lo}-{hi}"
+                                         for lo, hi in u.status_code)))
+    return out + _set(u, ("digest", "virtualhost"))
+
+
+def checker_items(c: Checker) -> list[tuple[str, Any]]:
+    out = _set(c, ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha"))
+    if not isinstance(c, MiscCheck):
+        out += _set(c, ("connect_ip", "connect_port", "bindto", "bind_port",
+                        "connect_timeout"))
+    if isinstance(c, HttpGet):
+        out += _set(c, ("virtualhost",))
+        if c.http_protocol != "1.0":
+            out.append(("http_protocol", c.http_protocol))
+        if c.fast_recovery:
+            out.append(("fast_recovery", True))
+        if isinstance(c, SslGet) and c.enable_sni:
+            out.append(("enable_sni", True))
+        out += [("url", Block(tuple(url_items(u)))) for u in c.urls]
+    if isinstance(c, MiscCheck):
+        out += [("misc_path", c.misc_path), *_set(c, ("misc_timeout",))]
+        if c.misc_dynamic:
+            out.append(("misc_dynamic", True))
+        if c.user is not None:
+            out.append(("user", (c.user, *((c.group,) if c.group else ()))))
+    return out
+
+
+def vs_health_items(vs: VirtualServer) -> list[tuple[str, Any]]:
+    out = _set(vs, VS_CHECK_KEYS)
+    out += [(k, True) for k in ("alpha", "omega", "inhibit_on_failure") if getattr(vs, k)]
+    if vs.quorum != 1:
+        out.append(("quorum", vs.quorum))
+    if vs.hysteresis:
+        out.append(("hysteresis", vs.hysteresis))
+    out += _set(vs, ("quorum_up", "quorum_down"))
+    if vs.sorry_server is not None:
+        sorry = vs.sorry_server
+        out.append(("sorry_server", (str(sorry.ip), *(() if sorry.port is None
+                                                     else (str(sorry.port),)))))
+        if vs.sorry_server_lvs_method is not None:
+            out.append(("sorry_server_lvs_method", vs.sorry_server_lvs_method))
+        if vs.sorry_server_inhibit:
+            out.append(("sorry_server_inhibit", True))
+    return out
+
+
+def rs_health_items(rs: RealServer) -> list[tuple[str, Any]]:
+    out = _set(rs, RS_CHECK_KEYS)
+    return out + [(c.kind, Block(tuple(checker_items(c)))) for c in rs.checkers]
+
+
 def vs_items(vs: VirtualServer) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = [("lvs_sched", vs.lvs_sched), ("lvs_method", vs.lvs_method)]
     if vs.fwmark is None:
@@ -226,7 +300,7 @@ def vs_items(vs: VirtualServer) -> list[tuple[str, Any]]:
     out += [(flag, True) for flag in vs.sched_flags]
     if vs.weight != 1:
         out.append(("weight", vs.weight))
-    return out
+    return out + vs_health_items(vs)
 
 
 def rs_items(rs: RealServer) -> list[tuple[str, Any]]:
@@ -246,15 +320,17 @@ def rs_items(rs: RealServer) -> list[tuple[str, Any]]:
     for key in ("uthreshold", "lthreshold"):
         if getattr(rs, key):
             out.append((key, getattr(rs, key)))
-    return out
+    return out + rs_health_items(rs)
 
 
 # -- YAML ---------------------------------------------------------------------------------------
 
 
 def _yaml_value(v: Any) -> Any:
-    if isinstance(v, IPv4Address):
+    if isinstance(v, IPv4Address | IPv6Address):
         return str(v)
+    if isinstance(v, Block):
+        return _mapping(v.items)
     if isinstance(v, float):
         return int(v) if v.is_integer() else v
     if isinstance(v, tuple):
@@ -267,7 +343,20 @@ def _yaml_value(v: Any) -> Any:
 
 
 def _mapping(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    return {k: _yaml_value(v) for k, v in items}
+    """A repeated key (several urls or checkers of one kind) becomes a list, as ipvsctl's
+    YAML reads it."""
+    out: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for k, v in items:
+        value = _yaml_value(v)
+        if k in out:
+            if k not in repeated:
+                out[k] = [out[k]]
+                repeated.add(k)
+            out[k].append(value)
+        else:
+            out[k] = value
+    return out
 
 
 def raw_yaml(s: RawStatement) -> Any:
@@ -278,6 +367,10 @@ def raw_yaml(s: RawStatement) -> Any:
 
 def _vs_yaml(vs: VirtualServer) -> dict[str, Any]:
     out = _mapping(vs_items(vs))
+    if vs.fwmark_rules is not None:  # ours, YAML only: keepalived.conf cannot say it
+        rules = vs.fwmark_rules
+        out["fwmark_rules"] = {"vip": [str(v) for v in rules.vip], "ports": list(rules.ports),
+                               "protocol": rules.protocol}
     out["real_server"] = {" ".join(rs_name(rs)): _mapping(rs_items(rs))
                           for rs in vs.real_server}
     return out
@@ -320,14 +413,19 @@ def quote_command(cmd: str) -> str:
     return '"' + cmd.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_COMMANDS = {"script", *(k for _, k in NOTIFY_KEYS)}
+_COMMANDS = {"script", *(k for _, k in NOTIFY_KEYS), "notify_up", "notify_down", "quorum_up",
+             "quorum_down", "misc_path"}
 
 
 def _conf_lines(items: list[tuple[str, Any]], depth: int) -> list[str]:
     pad = INDENT * depth
     out: list[str] = []
     for key, value in items:
-        if isinstance(value, dict):
+        if isinstance(value, Block):
+            out.append(f"{pad}{key} {{")
+            out += _conf_lines(list(value.items), depth + 1)
+            out.append(f"{pad}}}")
+        elif isinstance(value, dict):
             out.append(f"{pad}{key} {{")
             out += _conf_lines(list(value.items()), depth + 1)
             out.append(f"{pad}}}")

@@ -7,8 +7,9 @@ length is walked attribute by attribute, and its layout becomes one `struct.Stru
 the whole payload; the next replies of that length are unpacked in one call, after a check
 that every attribute header (length, type) is the one the layout expects. A reply that
 does not match is walked the slow way, so a kernel that writes otherwise is still read
-right, only slower. In the emulated guest this took a 1,000 x 10 dump's decoding from
-~1 ms to ~0.2 ms per dest.
+right, only slower. Decoding a dest went from ~26 us to ~5 us on a host (most of what is
+left is the Dest constructor); the guest runs Python 14-40x slower, and a full dump is
+~10k of these.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ column of the `$` reference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyvrrp.config.model import Pos
@@ -149,9 +150,10 @@ _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", 
             "v": "\v"}
 
 
-def split_quoted_escaped(s: str) -> list[str] | None:
+def split_quoted_escaped(s: str, byte: Callable[[int], str] = chr) -> list[str] | None:
     """keepalived's alloc_strvec_quoted_escaped(), used for script command lines: both quote
-    kinds group, and backslash escapes work everywhere. None if a quote is left open."""
+    kinds group, and backslash escapes work everywhere. None if a quote is left open.
+    `byte` turns an escaped byte value (0..255) into the character to keep."""
     words: list[str] = []
     i, n = 0, len(s)
     while True:
@@ -167,7 +169,7 @@ def split_quoted_escaped(s: str) -> list[str] | None:
                 i += 1
                 if i >= n:
                     return None
-                esc, i = _unescape(s, i)
+                esc, i = _unescape(s, i, byte)
                 out.append(esc)
                 continue
             if quote:
@@ -190,20 +192,20 @@ def split_quoted_escaped(s: str) -> list[str] | None:
         words.append("".join(out))
 
 
-def _unescape(s: str, i: int) -> tuple[str, int]:
+def _unescape(s: str, i: int, byte: Callable[[int], str] = chr) -> tuple[str, int]:
     ch = s[i]
     if ch == "x" and i + 1 < len(s) and s[i + 1] in "0123456789abcdefABCDEF":
         j = i + 1
         while j < len(s) and s[j] in "0123456789abcdefABCDEF":
             j += 1
-        return chr(int(s[i + 1:j], 16) & 0xFF), j
+        return byte(int(s[i + 1:j], 16) & 0xFF), j
     if ch == "c" and i + 1 < len(s):
         return chr(ord(s[i + 1]) & 0x1F), i + 2
     if "0" <= ch <= "7":
         j = i
         while j < len(s) and j < i + 3 and "0" <= s[j] <= "7":
             j += 1
-        return chr(int(s[i:j], 8) & 0xFF), j
+        return byte(int(s[i:j], 8) & 0xFF), j
     return _ESCAPES.get(ch, ch), i + 1
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyvrrp.config.lexer import split_quoted_escaped
 from pyvrrp.config.model import GlobalDefs
 
 log = logging.getLogger("pyvrrp")
@@ -36,9 +37,6 @@ DEFAULT_SCRIPT_USER = "keepalived_script"  # keepalived's default when it exists
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a script's process group
 OUTPUT_KEEP = 4096  # bytes of a script's output kept (the tail) for the log
 
-_WHITE = " \t\f\n\r\v"
-_ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
-            "v": "\v"}
 
 
 def _byte(value: int) -> str:
@@ -49,58 +47,12 @@ def _byte(value: int) -> str:
 
 
 def split_command(cmdline: str) -> list[str]:
-    """Split like keepalived's alloc_strvec_quoted_escaped(); ValueError if malformed."""
-    words: list[str] = []
-    i, n = 0, len(cmdline)
-    while True:
-        while i < n and cmdline[i] in _WHITE:
-            i += 1
-        if i >= n:
-            return words
-        word: list[str] = []
-        quote = ""
-        while i < n:
-            c = cmdline[i]
-            if c == "\\":
-                i += 1
-                if i >= n:
-                    raise ValueError(f"missing escape character at end: '{cmdline}'")
-                c = cmdline[i]
-                if c == "x" and i + 1 < n and cmdline[i + 1] in "0123456789abcdefABCDEF":
-                    j = i + 1
-                    while j < n and cmdline[j] in "0123456789abcdefABCDEF":
-                        j += 1
-                    word.append(_byte(int(cmdline[i + 1:j], 16)))  # a C char wraps
-                    i = j
-                elif c == "c" and i + 1 < n:
-                    word.append(chr(ord(cmdline[i + 1]) & 0x1F))
-                    i += 2
-                elif "0" <= c <= "7":
-                    j = i
-                    while j < n and j < i + 3 and "0" <= cmdline[j] <= "7":
-                        j += 1
-                    word.append(_byte(int(cmdline[i:j], 8)))
-                    i = j
-                else:
-                    word.append(_ESCAPES.get(c, c))
-                    i += 1
-            elif quote:
-                if c == quote:
-                    quote = ""
-                else:
-                    word.append(c)
-                i += 1
-            elif c in "'\"":
-                quote = c
-                i += 1
-            elif c in _WHITE:
-                break
-            else:
-                word.append(c)
-                i += 1
-        if quote:
-            raise ValueError(f"string '{cmdline}': missing terminating {quote}")
-        words.append("".join(word))
+    """Split like keepalived's alloc_strvec_quoted_escaped() (the config lexer's splitter),
+    escaped bytes kept as exec will want them; ValueError if malformed."""
+    words = split_quoted_escaped(cmdline, _byte)
+    if words is None:
+        raise ValueError(f"string '{cmdline}': missing terminating quote or escaped character")
+    return words
 
 
 def cmd_str(args: Sequence[str]) -> str:

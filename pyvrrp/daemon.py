@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyvrrp.config.compare import same
-from pyvrrp.config.diagnostics import ConfigError
+from pyvrrp.config.loader import load_for_reload
 from pyvrrp.config.model import Config, VrrpInstance
 from pyvrrp.config.resolve import router_config
 from pyvrrp.core.events import SetFault, Start, Stop
@@ -162,15 +162,9 @@ class VrrpDaemon:
     async def _reload(self) -> None:
         assert self.loader is not None
         log.info("Reloading the configuration")
-        try:
-            new, warnings = self.loader()
-        except ConfigError as err:
-            for d in err.diagnostics:
-                log.error("%s", d)
-            log.error("Reload refused: keeping the running configuration")
+        new = load_for_reload(self.loader, log)
+        if new is None:
             return
-        for w in warnings:
-            log.warning("%s", w)
         if same(new, self.config):
             log.info("Configuration unchanged: nothing to do")
             return

@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from pyvrrp.config.diagnostics import ConfigError
-from pyvrrp.config.loader import load_config
+from pyvrrp.config.loader import load_config, load_for_reload
 from pyvrrp.config.model import Config
 from pyvrrp.config.render import to_yaml
 
@@ -70,15 +69,9 @@ class Supervisor:
 
     def _reload(self) -> None:
         self.reload_requested = False
-        try:
-            config, warnings = load_config(self.config_path)
-        except ConfigError as err:
-            for d in err.diagnostics:
-                log.error("%s", d)
-            log.error("Reload refused: keeping the running configuration")
+        config = load_for_reload(lambda: load_config(self.config_path), log)
+        if config is None:
             return
-        for w in warnings:
-            log.warning("%s", w)
         render_checker_config(config, self.checker_file)
         self.config = config
         for child in self.children.values():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyvrrp.config.diagnostics import ConfigError, Diagnostic
 from pyvrrp.config.model import Config, Pos
@@ -52,3 +55,19 @@ def load_config(path: str | Path, options: Options | None = None
     except UnicodeDecodeError as err:
         raise ConfigError.at(at, f"not UTF-8 text: {err.reason}") from None
     return load_yaml(source, text)
+
+
+def load_for_reload(load: Callable[[], tuple[Config, list[Any]]],
+                    log: logging.Logger) -> Config | None:
+    """A reload's config, its warnings logged; None (errors logged) when it does not load,
+    so the caller keeps running what it had."""
+    try:
+        config, warnings = load()
+    except ConfigError as err:
+        for d in err.diagnostics:
+            log.error("%s", d)
+        log.error("Reload refused: keeping the running configuration")
+        return None
+    for w in warnings:
+        log.warning("%s", w)
+    return config

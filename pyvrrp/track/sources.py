@@ -115,8 +115,15 @@ class FileSource:
             self._task.cancel()
 
 
-def _processes() -> list[tuple[str, list[str]]]:
-    """(comm, argv) of every process the kernel shows us."""
+_last_scan: tuple[float, list[tuple[str, list[str]]]] = (float("-inf"), [])
+
+
+def _processes(now: float) -> list[tuple[str, list[str]]]:
+    """(comm, argv) of every process the kernel shows us. Every track_process polls on the
+    same beat, so one walk of /proc per poll serves them all."""
+    global _last_scan
+    if now - _last_scan[0] < POLL / 2:
+        return _last_scan[1]
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -125,6 +132,7 @@ def _processes() -> list[tuple[str, list[str]]]:
             comm = Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             found.append((comm, [a.decode(errors="replace") for a in argv if a]))
+    _last_scan = (now, found)
     return found
 
 
@@ -154,7 +162,8 @@ class ProcessSource:
         self._pending_since: float | None = None
 
     def _count(self) -> int:
-        return sum(process_matches(self.tp, c, a) for c, a in _processes())
+        now = asyncio.get_running_loop().time()
+        return sum(process_matches(self.tp, c, a) for c, a in _processes(now))
 
     def _quorate(self, n: int) -> bool:
         top = self.tp.quorum_max

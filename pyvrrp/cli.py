@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -17,8 +16,9 @@ from pyvrrp.config.parser import Options
 
 
 def _run(args: argparse.Namespace) -> int:
+    options = _options(args)
     try:
-        config, warnings = load_config(args.config)
+        config, warnings = load_config(args.config, options)
     except ConfigError as err:
         for d in err.diagnostics:
             print(d, file=sys.stderr)
@@ -38,14 +38,16 @@ def _run(args: argparse.Namespace) -> int:
             path = Path(tempfile.mkdtemp(prefix="pyvrrp-")) / "virtual_servers.yaml"
             render_checker_config(config, path)
             os.execv(sys.executable, [sys.executable, "-m", "ipvsctl", "run", str(path)])
-        return Supervisor(args.config, config, args.log_level).run()
+        return Supervisor(args.config, config, args.log_level, options).run()
     if args.checker_only:
         print("pyvrrp: --checker-only: the config has no virtual_server", file=sys.stderr)
         return 1
+    import asyncio  # here: the supervisor (above) never needs it, and start-up counts
+
     from pyvrrp.daemon import StartupError, run
 
     try:
-        return asyncio.run(run(config, lambda: load_config(args.config)))
+        return asyncio.run(run(config, lambda: load_config(args.config, options)))
     except StartupError as err:
         print(f"pyvrrp: {err}", file=sys.stderr)
         return 1
@@ -90,9 +92,10 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, help="look up absolute include and script paths "
-                   "under this directory (a copy of a server's files)")
+def _config_options(p: argparse.ArgumentParser, root_help: str = "look up absolute include "
+                    "and script paths under this directory (a copy of a server's files)"
+                    ) -> None:
+    p.add_argument("--root", type=Path, help=root_help)
     p.add_argument("--config-id", help="the id for keepalived's `@id` lines (default: the "
                    "short host name)")
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="run only the VRRP speaker (keepalived's -P)")
     only.add_argument("--checker-only", action="store_true",
                       help="run only the health checker and IPVS manager (keepalived's -C)")
+    _config_options(p_run, "look up absolute include paths under this directory (a copy of "
+                    "a server's files); scripts still run from the paths as written")
     p_run.set_defaults(func=_run)
     p_check = sub.add_parser("check", help="judge a config as `keepalived -t` does")
     p_check.add_argument("config", help="config file: YAML or keepalived.conf")

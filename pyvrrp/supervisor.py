@@ -22,6 +22,7 @@ from types import FrameType
 
 from pyvrrp.config.loader import load_config, load_for_reload
 from pyvrrp.config.model import Config
+from pyvrrp.config.parser import Options
 from pyvrrp.config.render import to_yaml
 
 log = logging.getLogger("pyvrrp.supervisor")
@@ -37,9 +38,17 @@ def render_checker_config(config: Config, path: Path) -> None:
     tmp.replace(path)
 
 
+def _option_args(options: Options) -> list[str]:
+    """The command-line form of `options`, for the VRRP child to read the same config."""
+    args = ["--root", str(options.root)] if options.root is not None else []
+    return args + (["--config-id", options.config_id] if options.config_id else [])
+
+
 class Supervisor:
-    def __init__(self, config_path: str, config: Config, log_level: str) -> None:
+    def __init__(self, config_path: str, config: Config, log_level: str,
+                 options: Options | None = None) -> None:
         self.config_path = config_path
+        self.options = options or Options()
         self.config = config
         self.workdir = Path(tempfile.mkdtemp(prefix="pyvrrp-"))
         self.checker_file = self.workdir / "virtual_servers.yaml"
@@ -47,7 +56,7 @@ class Supervisor:
         py = sys.executable
         self.commands = {
             "vrrp": [py, "-m", "pyvrrp", "run", "--vrrp-only", "--log-level", log_level,
-                     config_path],
+                     *_option_args(self.options), config_path],
             "checker": [py, "-m", "ipvsctl", "run", str(self.checker_file)],
         }
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -69,7 +78,7 @@ class Supervisor:
 
     def _reload(self) -> None:
         self.reload_requested = False
-        config = load_for_reload(lambda: load_config(self.config_path), log)
+        config = load_for_reload(lambda: load_config(self.config_path, self.options), log)
         if config is None:
             return
         render_checker_config(config, self.checker_file)

@@ -9,7 +9,8 @@ from pyvrrp.config.model import Pos
 
 
 def without_positions(obj: Any) -> Any:
-    """The same value with every Pos (and the config's source name) blanked, recursively."""
+    """The same value with every Pos (and the config's source name, and ipvsctl's `where`
+    strings) blanked, recursively."""
     if isinstance(obj, Pos):
         return None
     if isinstance(obj, tuple):
@@ -17,8 +18,9 @@ def without_positions(obj: Any) -> Any:
     if is_dataclass(obj) and not isinstance(obj, type):
         changes = {f.name: without_positions(getattr(obj, f.name)) for f in fields(obj)
                    if f.init}
-        if "source" in changes and isinstance(changes["source"], str):
-            changes["source"] = ""
+        for name in ("source", "where"):
+            if isinstance(changes.get(name), str):
+                changes[name] = ""
         return replace(obj, **changes)
     return obj
 

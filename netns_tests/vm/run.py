@@ -17,16 +17,19 @@ The guest's output is relayed through a pipe: QEMU opens /proc/self/fd/1 once pe
 port, and when our stdout is a file each open gets its own offset, so the ports and this
 script overwrote one another's lines (the first lines of the bench were lost).
 
-Usage: netns_tests/vm/run.py [--kernel PATH] [--keep] [--timeout S] [--bench [--json FILE]]
-       [-- ARGS...]
-`--bench` first times bench/ipvs_apply's calibration workloads here on the host, so the
-guest can convert its times; the guest's --json lands in the --rwdir folder and is copied
-to FILE. Exit status: the guest's (pytest's or the bench's), or 3 when it reported none.
+Usage: netns_tests/vm/run.py [--kernel PATH] [--keep] [--timeout S]
+       [--bench [ipvs_apply|healthcheck] [--json FILE]] [-- ARGS...]
+`--bench` (ipvs_apply) first times bench/ipvs_apply's calibration workloads here on the
+host, so the guest can convert its times; `--bench healthcheck` runs bench/healthcheck,
+whose keepalived column needs IPVS. The guest's --json lands in the --rwdir folder and is
+copied to FILE. Exit status: the guest's (pytest's or the bench's), or 3 when it reported
+none.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import glob
 import os
 import shutil
@@ -48,7 +51,10 @@ SITE_PACKAGES = ("pyroute2", "yaml", "_yaml", "_pytest", "pytest", "pluggy", "in
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
                "pydoc_data", "site-packages", "dist-packages", "distutils",
                "curses", "xmlrpc", "wsgiref", "venv", "dbm", "msilib"}
-PROJECT = ("ipvsctl", "pyvrrp", "netns_tests/vm", "bench/ipvs_apply")  # pyvrrp: the LVS e2e
+# pyvrrp and config/: the LVS e2e runs `pyvrrp run` on the seed's files
+PROJECT = ("ipvsctl", "pyvrrp", "netns_tests/vm", "bench/ipvs_apply", "bench/healthcheck",
+           "config/keepalived",
+           "config/lvs-dr-ipport", "config/lvs-dr-fwmark")
 
 GUEST_SCRIPT = """\
 #!/bin/sh
@@ -119,10 +125,14 @@ def _pack(tar_path: Path) -> str:
         for name in SITE_PACKAGES:
             if (purelib / name).exists():
                 tar.add(purelib / name, f"site/{name}", filter=skip_site)
+        tag = sys.implementation.cache_tag
         for rel in PROJECT:
             if (ROOT / rel).exists():
-                tar.add(ROOT / rel, f"src/{rel}",
-                        filter=lambda i: None if "__pycache__" in i.name else i)
+                # Compiled here: the guest compiles ~60x slower, in every daemon at once.
+                if (ROOT / rel).is_dir():
+                    compileall.compile_dir(ROOT / rel, quiet=1)
+                tar.add(ROOT / rel, f"src/{rel}", filter=lambda i: None if "__pycache__" in
+                        i.name and not i.name.endswith(f".{tag}.pyc") and i.isfile() else i)
         ini = tar_path.parent / "pytest.ini"
         ini.write_text("[pytest]\nmarkers =\n    netns: needs root and network namespaces\n")
         tar.add(ini, "src/pytest.ini")
@@ -169,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--timeout", type=float, default=1500, help="seconds for boot + suite")
     ap.add_argument("--cpus", type=int, default=2)
-    ap.add_argument("--bench", action="store_true",
-                    help="run bench/ipvs_apply in the guest instead of the test suite")
+    ap.add_argument("--bench", nargs="?", const="ipvs_apply",
+                    choices=["ipvs_apply", "healthcheck"],
+                    help="run this benchmark (default ipvs_apply) in the guest instead of the "
+                    "test suite")
     ap.add_argument("--json", type=Path, help="with --bench: where to copy its JSON results")
     ap.add_argument("pytest_args", nargs="*",
                     help="after --: passed to pytest (or to the benchmark) in the guest")
@@ -201,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json = Path(extra_args[i + 1])
             del extra_args[i:i + 2]
         extra = " ".join(extra_args)
-        if args.bench:
+        if args.bench == "healthcheck":
+            command = f"{py} bench/healthcheck --json {work}/bench.json {extra}"
+        elif args.bench:
             calib = work / "host_calibration.json"
             subprocess.run([sys.executable, str(ROOT / "bench/ipvs_apply"), "--calibrate-only",
                             "--json", str(calib)], check=True, cwd=ROOT)

@@ -98,7 +98,10 @@ class Reconciler:
         # Owned from now on: everything desired (adopted or added), and anything we meant
         # to delete but could not, so the next pass tries again. The file is rewritten only
         # when that set changes: a weight flip must not serialise 1k keys.
-        owned = set(desired.services) | (self.owned & failed_deletes)
+        same_services = (self.applied is not None and not failed_deletes
+                         and desired.services is self.applied.services)
+        owned = self.owned if same_services else \
+            set(desired.services) | (self.owned & failed_deletes)
         if owned != self.owned or self.applied is None:
             self.owned = owned
             self._save()

@@ -46,7 +46,7 @@ from typing import Any
 from ipvsctl.desired import dest_of, service_of
 from ipvsctl.health.config import RsKey
 from ipvsctl.health.state import Event, RealServerUp, WeightChange
-from ipvsctl.model import Dest, RealServer, Table, VirtualServer
+from ipvsctl.model import Dest, RealServer, Service, Table, VirtualServer
 
 INFO, WARNING = logging.INFO, logging.WARNING
 
@@ -108,6 +108,11 @@ class LvsState:
                  health: Mapping[RsKey, tuple[bool, int]] = {}) -> None:
         self._vss: list[_Vs] = []
         self._rs: dict[RsKey, tuple[_Vs, _Rs]] = {}
+        # The last table built, and the virtual servers changed since: a health event
+        # rebuilds one service's dests and shares the rest, which keeps a flip among 1k
+        # services cheap here and in the reconciler's diff (identity, not value).
+        self._table: Table | None = None
+        self._dirty: list[_Vs] = []
         for vs in virtual_servers:
             v = _Vs(vs, [])
             for rs in vs.real_server:
@@ -141,20 +146,16 @@ class LvsState:
                              for r in v.servers}} for v in self._vss}
 
     def table(self) -> Table:
-        entries = []
-        for v in self._vss:
-            vs = v.config
-            dests = []
-            for r in v.servers:
-                d = dest_of(vs, r.config)
-                if r.alive and not v.sorry_in:
-                    dests.append(replace(d, weight=r.weight))
-                elif r.inhibit:
-                    dests.append(replace(d, weight=0))
-            if vs.sorry_server is not None and (v.sorry_in or vs.sorry_server_inhibit):
-                dests.append(sorry_dest(vs, 1 if v.sorry_in else 0))
-            entries.append((service_of(vs), dests))
-        return Table.of(entries)
+        if self._table is None:
+            self._table = Table.of([_entry(v) for v in self._vss])
+        elif self._dirty:
+            dests = dict(self._table.dests)
+            for v in self._dirty:
+                svc, ds = _entry(v)
+                dests[svc.key] = {d.key: d for d in ds}
+            self._table = Table(self._table.services, dests)
+        self._dirty.clear()
+        return self._table
 
     # -- transitions
 
@@ -164,6 +165,7 @@ class LvsState:
         for v in self._vss:
             if not v.quorum_up:
                 out += self._quorum_lost(v, "Starting with quorum down")
+        self._table = None
         return out
 
     def carry_quorum(self, old: LvsState) -> list[Action]:
@@ -177,6 +179,7 @@ class LvsState:
                 out += self._update_quorum(v)
             elif not v.quorum_up:
                 out += self._quorum_lost(v, "Starting with quorum down")
+        self._table = None
         return out
 
     def handle(self, event: Event) -> list[Action]:
@@ -212,6 +215,7 @@ class LvsState:
             script = r.config.notify_up if up else r.config.notify_down
             if script:
                 out.append(Script(script, f"notify_{'up' if up else 'down'} of {where}"))
+        self._dirty.append(v)
         return out + self._update_quorum(v)
 
     def _update_quorum(self, v: _Vs) -> list[Action]:
@@ -262,6 +266,21 @@ class LvsState:
             if v.quorum_up and vs.quorum_down:
                 out.append(Script(vs.quorum_down, f"quorum_down of VS {vs.name} (omega)"))
         return out
+
+
+def _entry(v: _Vs) -> tuple[Service, list[Dest]]:
+    """One virtual server's service and dests, as its state says."""
+    vs = v.config
+    dests = []
+    for r in v.servers:
+        d = dest_of(vs, r.config)
+        if r.alive and not v.sorry_in:
+            dests.append(replace(d, weight=r.weight))
+        elif r.inhibit:
+            dests.append(replace(d, weight=0))
+    if vs.sorry_server is not None and (v.sorry_in or vs.sorry_server_inhibit):
+        dests.append(sorry_dest(vs, 1 if v.sorry_in else 0))
+    return service_of(vs), dests
 
 
 def _sorry_name(vs: VirtualServer) -> str:

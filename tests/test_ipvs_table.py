@@ -10,6 +10,8 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipvsctl.config import loads
 from ipvsctl.health.config import RsKey
@@ -306,3 +308,49 @@ def test_fwmark_rules_yaml() -> None:
     (vs,) = loads(text, "s.yaml").virtual_servers
     assert vs.fwmark_rules is not None
     assert vs.fwmark_rules.ports == (80, 443) and str(vs.fwmark_rules.vip[0]) == "10.0.0.100"
+
+
+def _vs_variants() -> list[VirtualServer]:
+    """Three services on different ports, each with a different failure policy."""
+    base = seed_vs(real_server=(rs(10, 3), rs(20, 2), rs(30, 1)))
+    return [replace(base, port=80),
+            replace(base, port=81, inhibit_on_failure=True, quorum=3, hysteresis=1),
+            replace(base, port=82, sorry_server_inhibit=True, quorum=2)]
+
+
+def _event(vs: VirtualServer, last: int, kind: int) -> Event:
+    k = RsKey(vs.name, f"10.0.0.{last}", 80)
+    if kind == 0:
+        return RealServerDown(k, "refused", "HTTP_GET")
+    if kind == 1:
+        return RealServerUp(k, "200", "HTTP_GET")
+    return WeightChange(k, kind - 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from([10, 20, 30]),
+                          st.integers(0, 6)), max_size=25))
+def test_the_table_after_each_event_is_the_one_built_from_scratch(
+        steps: list[tuple[int, int, int]]) -> None:
+    """table() rebuilds only the service an event touched: the result must equal a full
+    build from the same state, and the untouched services' dests are shared, not copied
+    (what keeps the reconciler's diff of a flip among 1k services cheap)."""
+    vss = _vs_variants()
+    state = LvsState(vss)
+    state.start()
+    before = state.table()
+    events = [_event(vss[i], last, kind) for i, last, kind in steps]
+    for n, event in enumerate(events, 1):
+        state.handle(event)
+        after = state.table()
+        scratch = LvsState(vss)  # the same events, and only then a table: a full build
+        scratch.start()
+        for e in events[:n]:
+            scratch.handle(e)
+        assert after == scratch.table(), f"after {events[:n]}"
+        assert after.services is before.services
+        port = next(vs.port for vs in vss if vs.name == event.rs.vs)
+        untouched = [s for s in after.services if s.port != port]
+        assert len(untouched) == 2
+        assert all(after.dests[s] is before.dests[s] for s in untouched)
+        before = after

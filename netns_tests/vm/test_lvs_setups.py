@@ -14,8 +14,9 @@ the seed's hand-made iptables mark; node2 runs the YAML form (config/lvs-dr-fwma
 client and `ipvsadm -Ln` on the directors as the oracle: 1:1 alternation; rs1 down -> only
 rs2 (timed against the configured bound); both down -> the sorry page; both back; pyvrrp
 stopped on the master -> node2 takes the VIP and the client loop goes on; pyvrrp started
-again -> node1 preempts back; both stopped -> their services (and our mark) are gone and
-the user's iptables rule is untouched.
+again -> node1 preempts back; node1's link cut -> node2 takes over and the loop goes on;
+both stopped -> their services (and our mark) are gone and the user's iptables rule is
+untouched.
 """
 
 from __future__ import annotations
@@ -262,6 +263,19 @@ def _scenario(lab: Lab, reals: dict[str, Nginx], directors: dict[str, Director],
     assert not s.holds_vip("node2")
     s.wait_table("node1", s.both, 60)
     s.alternates()
+
+    # the master director fails hard (its link is cut): node2 takes over once its
+    # Master_Down_Interval (3 x 1 s + skew) passes, and the loop goes on through node2.
+    t_cut = time.monotonic()
+    lab.run("switch", "ip", "link", "set", "node1", "down", timeout=CMD_TIMEOUT)
+    try:
+        assert wait_for(lambda: s.holds_vip("node2"), 30, 0.3), "node2 never took the VIP"
+        s.say(f"node1's link cut: node2 holds the VIP {time.monotonic() - t_cut:.1f} s later")
+        assert wait_for(lambda: s.curl(1, ports[0])[0] in RS.values(), 20, 0.2)
+        s.say(f"first page through node2 {time.monotonic() - t_cut:.1f} s after the cut")
+        s.alternates()
+    finally:
+        lab.run("switch", "ip", "link", "set", "node1", "up", timeout=CMD_TIMEOUT)
     return s
 
 

@@ -142,15 +142,15 @@ class Daemon:
         assert self.scheduler is not None
         restarted = specs != self.specs
         if restarted:
-            # Checkers changed: the health state restarts (alpha servers start failed,
-            # the others alive). keepalived keeps failed servers out across a reload;
-            # HealthState has no way to be seeded yet (docs/lvs.md).
+            # Checkers changed: the checks restart, each surviving real server keeping
+            # its health (keepalived's migrate_checkers): a failed one stays out.
             try:
                 scheduler = self._scheduler(specs)
             except ValueError as err:
                 log.error("reload failed: %s; keeping the running config", err)
                 return
             await self.scheduler.stop()
+            scheduler.state.adopt(self.scheduler.state)
             self.scheduler = scheduler
             log.info("reload: checkers changed, health checks restarted")
         old = self.lvs

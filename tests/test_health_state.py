@@ -9,6 +9,7 @@ events that came out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import ip_address
 from typing import Any
 
@@ -450,3 +451,87 @@ def test_layering() -> None:
                                            "subprocess", "os"}, name
     for path in root.glob("*.py"):
         assert "pyvrrp" not in imports(path), path
+
+
+# --------------------------------------------------------------------------- reload
+
+
+def _failed_state(check: TcpCheck) -> HealthState:
+    """A state whose one server failed its check (one failure is final at first)."""
+    old = HealthState([spec(check)])
+    probes, events = run(old, lambda p, now: FAIL, until=1)
+    assert [type(e) for _, e in events] == [RealServerDown] and not old.alive(KEY)
+    return old
+
+
+def test_reload_keeps_a_failed_server_out_even_if_timings_change() -> None:
+    """keepalived's migrate_checkers: the same check with new timings keeps its result."""
+    old = _failed_state(TcpCheck(retry=3, delay_loop=10, warmup=0))
+    new = HealthState([spec(TcpCheck(retry=1, delay_loop=5, warmup=0))])
+    assert new.alive(KEY)  # what a fresh start would say
+    new.adopt(old)
+    assert not new.alive(KEY)
+    assert new.checker_states(KEY)[0][1:] == (False, FAIL.reason)
+    # it comes back on its first success, with the new timings
+    probes, events = run(new, lambda p, now: OK, until=1)
+    assert [type(e) for _, e in events] == [RealServerUp]
+
+
+def test_reload_adds_a_new_alpha_checker_failed_to_a_failed_server_only() -> None:
+    tcp = TcpCheck(delay_loop=10, warmup=0)
+    http = HttpGet(urls=(Url("/"),), alpha=True, delay_loop=10, warmup=0)
+    failed = HealthState([spec(tcp, http)])
+    failed.adopt(_failed_state(tcp))
+    assert [up for _, up, _ in failed.checker_states(KEY)] == [False, False]
+    # on a healthy server, the new alpha checker starts up: the server stays in
+    healthy_old = HealthState([spec(tcp)])
+    run(healthy_old, lambda p, now: OK, until=1)
+    healthy = HealthState([spec(tcp, http)])
+    assert not healthy.alive(KEY)  # a fresh start: alpha starts failed
+    healthy.adopt(healthy_old)
+    assert healthy.alive(KEY)
+
+
+def test_reload_caps_retries_and_carries_the_misc_dynamic_weight() -> None:
+    # two retries of retry 4 spent; the new retry is 2: the count is capped at 2 - 1 (as
+    # keepalived does), so two more failures take it down where a fresh start needs one
+    old = HealthState([spec(TcpCheck(retry=4, delay_before_retry=1, delay_loop=10,
+                                     warmup=0))])
+    run(old, lambda p, now: OK if now < 5 else FAIL, until=12.5)
+    assert old.alive(KEY)
+    new = HealthState([spec(TcpCheck(retry=2, delay_before_retry=1, delay_loop=10,
+                                     warmup=0))])
+    new.adopt(old)
+    probes, events = run(new, lambda p, now: FAIL, until=5)
+    assert times(probes) == [1, 2]
+    assert [(t, type(e)) for t, e in events] == [(2, RealServerDown)]
+    # an old count below the new retry is kept as it is
+    new = HealthState([spec(TcpCheck(retry=3, delay_before_retry=1, delay_loop=10,
+                                     warmup=0))])
+    new.adopt(old)
+    probes, events = run(new, lambda p, now: FAIL, until=5)
+    assert [(t, type(e)) for t, e in events] == [(2, RealServerDown)]
+
+    misc = MiscCheck(misc_path="/bin/true", misc_dynamic=True, delay_loop=10, warmup=0)
+    old = HealthState([spec(misc, weight=5)])
+    run(old, lambda p, now: Outcome(True, "exit 9", weight=7), until=1)
+    assert old.weight(KEY) == 7
+    new = HealthState([spec(replace(misc, delay_loop=20), weight=5)])
+    new.adopt(old)
+    assert (new.alive(KEY), new.weight(KEY)) == (True, 7)
+
+
+def test_reload_starts_a_changed_check_and_a_new_server_fresh() -> None:
+    old = _failed_state(TcpCheck(delay_loop=10, warmup=0))
+    # a different thing to check (connect_port): nothing to carry; the server was dead
+    # with no new checker run, so one failure is final and alpha ones start failed
+    new = HealthState([spec(TcpCheck(connect_port=9999, delay_loop=10, warmup=0))])
+    new.adopt(old)
+    assert new.alive(KEY)
+    probes, events = run(new, lambda p, now: FAIL, until=1)
+    assert [type(e) for _, e in events] == [RealServerDown]
+    other = RsKey(VS.name, "10.0.0.99", 8080)
+    new = HealthState([resolve_real_server(VS, RealServer(ip_address("10.0.0.99"), 8080),
+                                           (TcpCheck(alpha=True),))])
+    new.adopt(old)
+    assert not new.alive(other)  # new to the config: as at a first start

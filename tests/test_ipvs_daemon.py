@@ -101,40 +101,51 @@ async def test_health_drives_the_table_scripts_reload_and_stop(tmp_path: Path) -
     daemon = Daemon(cfg, Reconciler(kernel, None), resync=0.5,
                     status_path=tmp_path / "status.json")
     task = asyncio.create_task(daemon.run())
-    rs = f"127.0.0.1:{port}"
-    await _until(lambda: kernel.weights() == {rs: 2})
+    try:
+        rs = f"127.0.0.1:{port}"
+        await _until(lambda: kernel.weights() == {rs: 2})
 
-    server.close()  # the real server dies: out, sorry server in, scripts run
-    await server.wait_closed()
-    await _until(lambda: kernel.weights() == {"127.0.0.2:80": 1})
-    # Scripts run asynchronously, as keepalived's do (its issue #996): no order between them.
-    await _until(lambda: log.exists()
-                 and sorted(log.read_text().split()) == ["down", "quorum_down"])
-    assert '"sorry_server_in": true' in (tmp_path / "status.json").read_text()
+        server.close()  # the real server dies: out, sorry server in, scripts run
+        await server.wait_closed()
+        await _until(lambda: kernel.weights() == {"127.0.0.2:80": 1})
+        # Scripts run asynchronously, as keepalived's do (its issue #996): no order between them.
+        await _until(lambda: log.exists()
+                     and sorted(log.read_text().split()) == ["down", "quorum_down"])
+        assert '"sorry_server_in": true' in (tmp_path / "status.json").read_text()
 
-    # a reload that does not load keeps everything; an unchanged one changes nothing
-    good = cfg.read_text()
-    cfg.write_text(good.replace("weight: 2", "weight: lots"))
-    n_ops = len(kernel.ops)
-    await daemon.reload()
-    cfg.write_text(good)
-    await daemon.reload()
-    assert len(kernel.ops) == n_ops and kernel.weights() == {"127.0.0.2:80": 1}
+        # a reload that does not load keeps everything; an unchanged one changes nothing
+        good = cfg.read_text()
+        cfg.write_text(good.replace("weight: 2", "weight: lots"))
+        n_ops = len(kernel.ops)
+        await daemon.reload()
+        cfg.write_text(good)
+        await daemon.reload()
+        assert len(kernel.ops) == n_ops and kernel.weights() == {"127.0.0.2:80": 1}
+        # a reload that changes the checker (a timing): the checks restart, the dead server
+        # keeps its verdict and stays out (keepalived's migrate_checkers); no IPVS op
+        await daemon.reload()
+        cfg.write_text(good.replace("delay_before_retry: 0.1", "delay_before_retry: 0.2"))
+        await daemon.reload()
+        assert len(kernel.ops) == n_ops and kernel.weights() == {"127.0.0.2:80": 1}
 
-    server = await _http_server_on(port)  # back: sorry out, the server in at weight 2
-    await _until(lambda: kernel.weights() == {rs: 2})
-    await _until(lambda: sorted(log.read_text().split()[-2:]) == ["quorum_up", "up"])
+        server = await _http_server_on(port)  # back: sorry out, the server in at weight 2
+        await _until(lambda: kernel.weights() == {rs: 2})
+        await _until(lambda: sorted(log.read_text().split()[-2:]) == ["quorum_up", "up"])
 
-    # a reload with a new weight: applied without restarting the checks
-    cfg.write_text(good.replace("weight: 2", "weight: 5"))
-    await daemon.reload()
-    assert kernel.weights() == {rs: 5}
+        # a reload with a new weight: applied without restarting the checks
+        cfg.write_text(good.replace("weight: 2", "weight: 5"))
+        await daemon.reload()
+        assert kernel.weights() == {rs: 5}
 
-    daemon._stop.set()  # as SIGTERM does
-    assert await asyncio.wait_for(task, 10) == 0
-    assert kernel.services == {}  # keepalived removes its services on stop
-    assert sorted(log.read_text().split()[-2:]) == ["down", "quorum_down"]  # omega
-    server.close()
+        daemon._stop.set()  # as SIGTERM does
+        assert await asyncio.wait_for(task, 10) == 0
+        assert kernel.services == {}  # keepalived removes its services on stop
+        assert sorted(log.read_text().split()[-2:]) == ["down", "quorum_down"]  # omega
+        server.close()
+    finally:  # a failed assertion must not leave the daemon running
+        if not task.done():
+            daemon._stop.set()
+            await asyncio.wait_for(task, 10)
 
 
 async def _http_server_on(port: int) -> asyncio.Server:

@@ -56,7 +56,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipvsctl.health.config import HttpGet, MiscCheck, ResolvedCheck, RsHealth, RsKey, Url
 
@@ -168,6 +168,16 @@ class _Server:
         return self.failed == 0
 
 
+def _what_it_checks(check: ResolvedCheck) -> tuple[object, ...]:
+    """A checker without its timings: what keepalived's per-checker `compare` looks at
+    to carry a checker's state across a reload."""
+    untimed: dict[str, object] = dict.fromkeys(
+        ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha"))
+    untimed["connect_timeout" if hasattr(check.checker, "connect_timeout")
+            else "misc_timeout"] = None
+    return (replace(check.checker, **untimed), check.target, check.bind, check.hosts, check.sni)
+
+
 # Each step applies one outcome to its checker and returns the delay to its next check.
 
 
@@ -270,6 +280,48 @@ class HealthState:
 
     def __len__(self) -> int:
         return len(self._checkers)
+
+    # -- reload
+
+    def adopt(self, old: HealthState) -> None:
+        """Before start(), after a reload: carry each surviving real server's health over
+        from `old`, as keepalived's `migrate_checkers` does, so a failed server stays out
+        and a healthy one is not re-judged from scratch.
+
+        A checker of the same kind checking the same thing (timings may differ) inherits
+        its result if it had one, its retry count (capped at the new retry - 1, as
+        keepalived does) and its misc_dynamic weight. If the server then has a failed
+        checker, or was dead with none run, its checkers that have not run count as failed
+        if alpha, and one failure of theirs is final. Otherwise they start up (even alpha:
+        the server was healthy) with their full retries. Servers new to the config start
+        as at a first start."""
+        for key, srv in self._servers.items():
+            before = old._servers.get(key)
+            if before is None:
+                continue
+            pool = list(before.checkers)
+            for c in srv.checkers:
+                c.retry_it = 0
+                c.is_up = True
+                what = _what_it_checks(c.check)
+                prev = next((o for o in pool if _what_it_checks(o.check) == what), None)
+                if prev is None:
+                    continue
+                pool.remove(prev)
+                if prev.has_run:
+                    c.is_up, c.reason = prev.is_up, prev.reason
+                c.has_run, c.fails, c.weight = prev.has_run, prev.fails, prev.weight
+                c.url_it, c.failed_url = prev.url_it, prev.failed_url
+                if prev.retry_it and c.retry:
+                    c.retry_it = min(prev.retry_it, c.retry - 1)
+            failed = any(c.has_run and not c.is_up for c in srv.checkers)
+            if failed or (not before.alive and not any(c.has_run for c in srv.checkers)):
+                for c in srv.checkers:
+                    if not c.has_run:
+                        c.is_up = c.is_up and not c.check.timing.alpha
+                        c.retry_it = c.retry
+            srv.failed = sum(not c.is_up for c in srv.checkers)
+            srv.weight = self._weight_of(srv)
 
     # -- driving
 

@@ -1,29 +1,26 @@
-"""A small, safe script runner for ipvsctl: notify_up/down, quorum_up/down, MISC_CHECK.
+"""ipvsctl's scripts: notify_up/down, quorum_up/down, MISC_CHECK.
 
-ipvsctl never imports pyvrrp, whose runner (pyvrrp/io/scripts.py) does more (script
-security, keepalived's exact quoting rules). This one keeps the parts that matter for
-safety: no shell (the command line is split with shlex, the first word must be an
-executable file), its own session so a timeout kills the whole process group, a time
-bound, and output read up to a bound and logged. pyvrrp may inject its own runner instead
-(the MiscRunner protocol in health/misc.py).
+The command line is split with shlex and the first word must be an executable file (no
+shell); `ipvsctl.process` runs it (the runner pyvrrp shares): its own session so a timeout
+kills the whole process group, a time bound, and the output's tail logged. pyvrrp's
+scripts add keepalived's script security and quoting rules on top (pyvrrp/io/scripts.py);
+pyvrrp may inject its own runner for MISC_CHECK (the MiscRunner protocol in
+health/misc.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import shlex
 import shutil
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ipvsctl.health.config import MiscCheck
+from ipvsctl.process import ProcessResult, ProcessRunner
 
 log = logging.getLogger("ipvsctl")
-OUTPUT_LIMIT = 4096  # bytes of a script's output kept for the log
 DEFAULT_TIMEOUT = 30.0  # seconds for notify scripts (keepalived has none; we bound them)
 
 
@@ -32,23 +29,6 @@ class Spec:
     argv: tuple[str, ...]
     user: str | None = None
     group: str | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int | None  # None: could not start; < 0: killed by that signal
-    timed_out: bool
-    output: str = ""
-    error: str = ""
-
-    def describe(self) -> str:
-        if self.returncode is None:
-            return f"could not start: {self.error}"
-        if self.timed_out:
-            return "timed out (killed)"
-        if self.returncode < 0:
-            return f"killed by signal {-self.returncode}"
-        return f"exited with status {self.returncode}"
 
 
 def parse(command: str, user: str | None = None, group: str | None = None) -> Spec:
@@ -70,42 +50,16 @@ def prepare_misc(check: MiscCheck) -> Spec | str:
         return str(err)
 
 
-class ScriptRunner:
+class ScriptRunner(ProcessRunner):
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout
+        super().__init__(timeout)
 
     async def run(self, spec: Spec, extra: Sequence[str] = (),
-                  timeout: float | None = None) -> Result:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *spec.argv, *extra, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, user=spec.user, group=spec.group)
-        except (OSError, ValueError, KeyError) as err:
-            return Result(None, False, error=str(err))
-        assert proc.stdout is not None
-        out = bytearray()
+                  timeout: float | None = None) -> ProcessResult:
+        ids = {k: v for k, v in (("user", spec.user), ("group", spec.group)) if v is not None}
+        return await self.exec([*spec.argv, *extra], ids, timeout)
 
-        async def drain() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                if len(out) < OUTPUT_LIMIT:
-                    out.extend(chunk[:OUTPUT_LIMIT - len(out)])
-            await proc.wait()
-
-        timed_out = False
-        try:
-            await asyncio.wait_for(drain(), timeout if timeout is not None else self.timeout)
-        except (TimeoutError, asyncio.CancelledError) as err:
-            timed_out = isinstance(err, TimeoutError)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            if not timed_out:
-                raise
-        return Result(proc.returncode, timed_out, out.decode(errors="replace").strip())
-
-    async def notify(self, command: str, what: str) -> Result | None:
+    async def notify(self, command: str, what: str) -> ProcessResult | None:
         """Run a notify/quorum script and log how it ended; never raises."""
         try:
             spec = parse(command)
@@ -114,6 +68,6 @@ class ScriptRunner:
             return None
         res = await self.run(spec)
         level = logging.INFO if res.returncode == 0 else logging.WARNING
-        log.log(level, "%s: '%s' %s%s", what, command, res.describe(),
-                f": {res.output}" if res.output else "")
+        out = res.output.decode(errors="replace").strip()
+        log.log(level, "%s: '%s' %s%s", what, command, res.describe(), f": {out}" if out else "")
         return res

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from ipvsctl.process import OUTPUT_KEEP
 from pyvrrp.config.model import GlobalDefs, Notify, Pos, VrrpInstance
 from pyvrrp.core.actions import Transition
 from pyvrrp.core.state import State
-from pyvrrp.io import scripts as sc
 from pyvrrp.io.notify import Notifier
 from pyvrrp.io.scripts import ScriptError, ScriptRunner, ScriptSpec, check_script, split_command
 
@@ -186,7 +186,7 @@ async def test_output_is_drained_and_bounded(tmp_path: Path,
         tracemalloc.stop()
     assert res.returncode == 1
     assert res.output_bytes == 20_000_004
-    assert len(res.output) == sc.OUTPUT_KEEP and res.output.endswith(b"xxxxEND\n")
+    assert len(res.output) == OUTPUT_KEEP and res.output.endswith(b"xxxxEND\n")
     assert peak < 4_000_000, f"draining 20 MB peaked at {peak} bytes"
     # Through the notifier: logged with the tail only.
     n = Notifier(GlobalDefs(), inst(Notify(master=str(loud))), asyncio.get_running_loop())

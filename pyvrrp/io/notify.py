@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import ClassVar
 
+from ipvsctl.process import KILL_GRACE
 from pyvrrp.config.model import GlobalDefs, VrrpInstance
 from pyvrrp.core.actions import Transition
 from pyvrrp.io import smtp
 from pyvrrp.io.scripts import (
-    KILL_GRACE,
     ScriptError,
     ScriptRunner,
     ScriptSpec,

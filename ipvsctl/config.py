@@ -40,8 +40,8 @@ from ipvsctl.model import (
     RealServer,
     VirtualServer,
 )
+from ipvsctl.yaml_nodes import Node, NodeReader
 
-Node = yaml.Node
 
 class ConfigError(Exception):
     """Every problem found, each as `file:line:col: error: message`."""
@@ -57,56 +57,20 @@ class Loaded:
     warnings: tuple[str, ...]
 
 
-class _Reader:
+class _Reader(NodeReader):
     def __init__(self, source: str) -> None:
-        self.source = source
+        super().__init__(source)
         self.warnings: list[str] = []
 
     def where(self, node: Node) -> str:
-        return f"{self.source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        line, col = self.line_col(node)
+        return f"{self.source}:{line}:{col}"
 
     def fail(self, node: Node, message: str) -> ConfigError:
         return ConfigError([f"{self.where(node)}: error: {message}"])
 
     def warn(self, node: Node, message: str) -> None:
         self.warnings.append(f"{self.where(node)}: warning: {message}")
-
-    def scalar(self, key: str, node: Node) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.value == "":
-            raise self.fail(node, f"'{key}' needs a single value")
-        return str(node.value)
-
-    def integer(self, key: str, node: Node, lo: int, hi: int) -> int:
-        raw = self.scalar(key, node)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise self.fail(node, f"'{key}' must be an integer, got '{raw}'") from None
-        if not lo <= value <= hi:
-            raise self.fail(node, f"'{key}' {value} is outside {lo}..{hi}")
-        return value
-
-    def boolean(self, key: str, node: Node) -> bool:
-        if isinstance(node, yaml.ScalarNode) and node.value == "":
-            return True  # `ops:` alone, as keepalived's bare keyword
-        raw = self.scalar(key, node).lower()
-        if raw in ("true", "yes", "on", "1"):
-            return True
-        if raw in ("false", "no", "off", "0"):
-            return False
-        raise self.fail(node, f"'{key}' must be true or false, got '{raw}'")
-
-    def mapping(self, key: str, node: Node) -> list[tuple[Node, Node]]:
-        if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
-            return []
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"'{key}' must be a mapping")
-        seen: set[str] = set()
-        for k, _ in node.value:
-            if k.value in seen:
-                raise self.fail(k, f"'{k.value}' given twice in '{key}'")
-            seen.add(k.value)
-        return node.value
 
     def address(self, node: Node, text: str) -> IPAddress:
         try:

@@ -129,6 +129,30 @@ def test_nopreempt_with_state_backup_is_kept() -> None:
     assert cfg.vrrp_instances[0].nopreempt is True
 
 
+def test_a_bare_flag_is_true_in_both_halves_of_the_file() -> None:
+    """`nopreempt:` (VRRP) and `ops:` (virtual_server, read by ipvsctl) alone, as
+    keepalived's bare keywords; one reader judges both."""
+    text = instance(BASE + "state: BACKUP\npriority: 150\nnopreempt:\n") + textwrap.dedent("""\
+        virtual_server:
+          10.0.0.100 53:
+            protocol: UDP
+            lvs_sched: rr
+            ops:
+            real_server:
+              10.0.0.10 53: {weight: 1}
+        """)
+    cfg, diags = load(text)
+    assert diags == []
+    assert cfg.vrrp_instances[0].nopreempt is True and cfg.virtual_servers[0].ops is True
+    for bad, where in (("nopreempt: maybe", "maybe"), ("ops: maybe", "maybe")):
+        broken = text.replace(bad.split(":")[0] + ":\n", bad + "\n")
+        with pytest.raises(ConfigError) as err:
+            load(broken)
+        (d,) = [d for d in err.value.diagnostics if d.severity == "error"]
+        assert "must be true or false, got 'maybe'" in d.message
+        assert (d.pos.line, d.pos.col) == pos_of(broken, where)
+
+
 @pytest.mark.parametrize(("extra", "state", "priority"), [
     ("state: MASTER\n", "MASTER", 255),   # case 37
     ("state: BACKUP\n", "BACKUP", 100),

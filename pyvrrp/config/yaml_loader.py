@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ipvsctl.yaml_nodes import Node, NodeReader
 from pyvrrp.config.diagnostics import ConfigError, Diagnostic
 from pyvrrp.config.model import (
     Config,
@@ -34,16 +35,14 @@ from pyvrrp.config.model import (
 from pyvrrp.config.tracks import check_tracks
 from pyvrrp.config.vip import parse_vip
 
-Node = yaml.Node
 
-
-class _Reader:
+class _Reader(NodeReader):
     def __init__(self, source: str) -> None:
-        self.source = source
+        super().__init__(source)
         self.diags: list[Diagnostic] = []
 
     def pos(self, node: Node) -> Pos:
-        return Pos(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
+        return Pos(self.source, *self.line_col(node))
 
     def fail(self, node: Node, message: str) -> ConfigError:
         return ConfigError([*self.diags, Diagnostic(self.pos(node), "error", message)])
@@ -51,43 +50,8 @@ class _Reader:
     def warn(self, node: Node, message: str) -> None:
         self.diags.append(Diagnostic(self.pos(node), "warning", message))
 
-    # -- scalar converters: each takes the key (for messages) and the value node ---------
-
-    def scalar(self, key: str, node: Node) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.value == "" and node.tag.endswith("null"):
-            raise self.fail(node, f"'{key}' needs a single value")
-        return str(node.value)
-
     def text(self, key: str, node: Node) -> str:
         return self.scalar(key, node)
-
-    def integer(self, key: str, node: Node, lo: int, hi: int) -> int:
-        raw = self.scalar(key, node)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise self.fail(node, f"'{key}' must be an integer, got '{raw}'") from None
-        if not lo <= value <= hi:
-            raise self.fail(node, f"'{key}' {value} is outside {lo}..{hi}")
-        return value
-
-    def number(self, key: str, node: Node, lo: float, hi: float) -> float:
-        raw = self.scalar(key, node)
-        try:
-            value = float(raw)
-        except ValueError:
-            raise self.fail(node, f"'{key}' must be a number, got '{raw}'") from None
-        if not lo <= value <= hi:
-            raise self.fail(node, f"'{key}' {raw} is outside {lo:g}..{hi:g}")
-        return value
-
-    def boolean(self, key: str, node: Node) -> bool:
-        raw = self.scalar(key, node).lower()
-        if raw in ("true", "yes", "on", "1"):
-            return True
-        if raw in ("false", "no", "off", "0"):
-            return False
-        raise self.fail(node, f"'{key}' must be true or false, got '{raw}'")
 
     def ipv4(self, key: str, node: Node) -> IPv4Address:
         raw = self.scalar(key, node)
@@ -95,27 +59,6 @@ class _Reader:
             return IPv4Address(raw)
         except ValueError:
             raise self.fail(node, f"'{key}': '{raw}' is not an IPv4 address") from None
-
-    def mapping(self, key: str, node: Node) -> list[tuple[Node, Node]]:
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith("null"):
-            return []
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"'{key}' must be a mapping")
-        seen: set[str] = set()
-        for k, _ in node.value:
-            if k.value in seen:
-                raise self.fail(k, f"'{k.value}' given twice in '{key}'")
-            seen.add(k.value)
-        return node.value
-
-    def sequence(self, key: str, node: Node) -> list[Node]:
-        if isinstance(node, yaml.ScalarNode) and not node.tag.endswith("null"):
-            return [node]  # a single entry may be written without a list
-        if isinstance(node, yaml.ScalarNode):
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"'{key}' must be a list")
-        return node.value
 
 
 def _global_defs(r: _Reader, node: Node) -> GlobalDefs:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pyvrrp.lab.topology import Lab, wait_for
 
@@ -57,3 +58,24 @@ def test_vrrp_child_runs_under_the_parent_and_all_stop_together(lab: Lab) -> Non
     assert lab.holders("10.0.0.100") == []
     time.sleep(0.2)
     assert not [k for k in kids if subprocess.run(["kill", "-0", str(k)]).returncode == 0]
+
+
+def test_the_seeds_keepalived_conf_runs_as_it_is_with_root(lab: Lab) -> None:
+    """`pyvrrp run --root` on the seed's setup-1 files (absolute includes of
+    /etc/keepalived/conf.d/*.conf): the VRRP child reads them with the same root, at start
+    and on SIGHUP, and node1 holds the VIP throughout."""
+    root = Path(__file__).resolve().parents[1] / "config/keepalived/lvs-dr-ipport/node1"
+    log = lab.workdir / "seed.log"
+    proc = lab.popen("node1", [sys.executable, "-m", "pyvrrp", "run", "--root", str(root),
+                               str(root / "etc/keepalived/keepalived.conf")], log)
+    assert wait_for(lambda: lab.holders("10.0.0.100") == ["node1"], 15), log.read_text()
+    text = log.read_text()
+    assert "started the vrrp child" in text and "(VI_1) VRID 50 on eth0" in text
+    proc.send_signal(signal.SIGHUP)  # read again, with the root: the same config
+    assert wait_for(lambda: "Configuration unchanged: nothing to do" in log.read_text(), 10), \
+        log.read_text()
+    assert "Reload refused" not in log.read_text()
+    assert proc.poll() is None and lab.holders("10.0.0.100") == ["node1"], log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert lab.holders("10.0.0.100") == []

@@ -534,4 +534,11 @@ def test_reload_starts_a_changed_check_and_a_new_server_fresh() -> None:
     new = HealthState([resolve_real_server(VS, RealServer(ip_address("10.0.0.99"), 8080),
                                            (TcpCheck(alpha=True),))])
     new.adopt(old)
-    assert not new.alive(other)  # new to the config: as at a first start
+    assert not new.alive(other)  # new to the config: alpha starts failed, as at a start
+    # ... but a reload gives a new server its full retries (retry 1: two failures)
+    new = HealthState([resolve_real_server(VS, RealServer(ip_address("10.0.0.99"), 8080),
+                                           (TcpCheck(retry=1, delay_loop=10, warmup=0),))])
+    new.adopt(old)
+    probes, events = run(new, lambda p, now: FAIL, until=5)
+    assert times(probes) == [1, 2] and [(t, type(e)) for t, e in events] == \
+        [(2, RealServerDown)]

@@ -294,10 +294,13 @@ class HealthState:
         checker, or was dead with none run, its checkers that have not run count as failed
         if alpha, and one failure of theirs is final. Otherwise they start up (even alpha:
         the server was healthy) with their full retries. Servers new to the config start
-        as at a first start."""
+        as at a first start (alpha checkers failed), but with their full retries: only a
+        first start makes the first failure final."""
         for key, srv in self._servers.items():
             before = old._servers.get(key)
             if before is None:
+                for c in srv.checkers:  # keepalived's reload skips the first-start preset
+                    c.retry_it = 0
                 continue
             pool = list(before.checkers)
             for c in srv.checkers:

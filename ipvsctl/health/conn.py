@@ -26,9 +26,11 @@ import select
 import socket
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
-from typing import Any
+from typing import Any, Self
 
+from ipvsctl.health.config import ResolvedCheck
 from ipvsctl.health.state import Outcome
 
 log = logging.getLogger("ipvsctl.health")
@@ -108,6 +110,26 @@ class Poller:
                 attempt.finish(False, f"internal error: {err!r}")
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a check connects, computed once from its config: the part of a check's plan
+    that every connecting checker (TCP_CHECK, HTTP_GET, SSL_GET) has."""
+
+    host: str
+    port: int
+    addr: tuple[int, SockAddr] | None  # None: a name, resolved at each check
+    bind: tuple[str, int] | None
+    timeout: float
+
+    @classmethod
+    def at(cls, check: ResolvedCheck, **rest: Any) -> Self:
+        """Where a connecting check connects; `rest`: a subclass's own fields."""
+        assert check.target is not None
+        t = check.target
+        return cls(t.host, t.port, sockaddr_of(t.host, t.port), check.bind,
+                   check.connect_timeout, **rest)
+
+
 class Attempt:
     """A connection attempt; subclasses carry on from `connecting()`/`connected()`."""
 
@@ -116,22 +138,20 @@ class Attempt:
     # here (no makefile, no timeouts). TLS needs socket.socket for ssl's wrap_socket().
     socket_class: type[_socket.socket] = _socket.socket
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
-                 addr: tuple[int, SockAddr] | None, bind: tuple[str, int] | None,
-                 timeout: float, on_done: OnDone) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, end: Endpoint, on_done: OnDone) -> None:
         self.loop = loop
         self.poller = Poller.of(loop)
-        self.host = host
-        self.port = port
-        self.bind = bind
-        self.timeout = timeout
+        self.host = end.host
+        self.port = end.port
+        self.bind = end.bind
+        self.timeout = end.timeout
         self.on_done = on_done
         self.sock: _socket.socket | None = None
         self.fd = -1
         self.done = False
         self.deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._addr = addr
+        self._addr = end.addr
         self._resolving: asyncio.Future[Any] | None = None
 
     def start(self) -> Attempt:

@@ -25,7 +25,7 @@ import ssl
 from dataclasses import dataclass
 
 from ipvsctl.health.config import HttpGet, ResolvedCheck, SslGet, Url
-from ipvsctl.health.conn import Attempt, OnDone, SockAddr, run_attempt, sockaddr_of
+from ipvsctl.health.conn import Attempt, Endpoint, OnDone, run_attempt
 from ipvsctl.health.state import Outcome
 
 HEAD_MAX = 16384  # bytes of status line and headers we wait for before giving up
@@ -54,14 +54,10 @@ def request_bytes(path: str, host: str, protocol: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class HttpPlan:
-    """What one HTTP_GET / SSL_GET needs at each run, computed once."""
+class HttpPlan(Endpoint):
+    """What one HTTP_GET / SSL_GET needs at each run, computed once: where it connects,
+    and what it asks."""
 
-    host: str
-    port: int
-    addr: tuple[int, SockAddr] | None  # None: a name, resolved at each check
-    bind: tuple[str, int] | None
-    timeout: float
     urls: tuple[Url, ...]
     requests: tuple[bytes, ...]
     tls: bool
@@ -76,16 +72,14 @@ class HttpPlan:
         literal = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
         requests = tuple(request_bytes(u.path, vhost or literal, c.http_protocol)
                          for u, vhost in zip(c.urls, check.hosts, strict=True))
-        return HttpPlan(t.host, t.port, sockaddr_of(t.host, t.port), check.bind,
-                        check.connect_timeout, c.urls, requests, isinstance(c, SslGet),
-                        check.sni)
+        return HttpPlan.at(check, urls=c.urls, requests=requests, tls=isinstance(c, SslGet),
+                           sni=check.sni)
 
 
 class _HttpAttempt(Attempt):
     def __init__(self, loop: asyncio.AbstractEventLoop, plan: HttpPlan, url: int,
                  on_done: OnDone) -> None:
-        super().__init__(loop, plan.host, plan.port, plan.addr, plan.bind, plan.timeout,
-                         on_done)
+        super().__init__(loop, plan, on_done)
         if plan.tls:
             self.socket_class = socket.socket
         self.plan = plan

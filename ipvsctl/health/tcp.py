@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from ipvsctl.health.config import ResolvedCheck, TcpCheck
-from ipvsctl.health.conn import Attempt, OnDone, SockAddr, run_attempt, sockaddr_of
+from ipvsctl.health.conn import Attempt, Endpoint, OnDone, run_attempt
 from ipvsctl.health.state import Outcome
 
 
-@dataclass(frozen=True)
-class TcpPlan:
-    """What one TCP_CHECK needs at each run, computed once."""
-
-    host: str
-    port: int
-    addr: tuple[int, SockAddr] | None  # None: a name, resolved at each check
-    bind: tuple[str, int] | None
-    timeout: float
+class TcpPlan(Endpoint):
+    """What one TCP_CHECK needs at each run, computed once: where it connects."""
 
     @staticmethod
     def of(check: ResolvedCheck) -> TcpPlan:
         if not isinstance(check.checker, TcpCheck) or check.target is None:
             raise ValueError(f"not a TCP_CHECK: {check}")
-        t = check.target
-        return TcpPlan(t.host, t.port, sockaddr_of(t.host, t.port), check.bind,
-                       check.connect_timeout)
+        return TcpPlan.at(check)
 
 
 class _TcpAttempt(Attempt):
@@ -37,8 +27,7 @@ class _TcpAttempt(Attempt):
 def start_tcp(plan: TcpPlan, on_done: OnDone,
               loop: asyncio.AbstractEventLoop | None = None) -> Attempt:
     """Start one TCP_CHECK; `on_done` gets its Outcome, exactly once."""
-    return _TcpAttempt(loop or asyncio.get_running_loop(), plan.host, plan.port, plan.addr,
-                       plan.bind, plan.timeout, on_done).start()
+    return _TcpAttempt(loop or asyncio.get_running_loop(), plan, on_done).start()
 
 
 async def tcp_check(check: ResolvedCheck) -> Outcome:

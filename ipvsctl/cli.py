@@ -16,7 +16,7 @@ from pathlib import Path
 from ipvsctl.config import ConfigError, load
 from ipvsctl.desired import table_from
 from ipvsctl.diff import summary
-from ipvsctl.kernel import IpvsError, IpvsKernel, IpvsUnavailable
+from ipvsctl.kernel import IpvsError, IpvsKernel
 from ipvsctl.listing import render, to_json
 from ipvsctl.reconciler import Reconciler, default_state_path
 
@@ -148,9 +148,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.cmd == "run":
                 return _run(kernel, args)
             return _list(kernel, args) if args.cmd == "list" else _apply(kernel, args)
-    except IpvsUnavailable as err:
-        print(f"ipvsctl: {err}", file=sys.stderr)
-        return 1
-    except IpvsError as err:
+    except IpvsError as err:  # IpvsUnavailable ("no IPVS") included
         print(f"ipvsctl: {err}", file=sys.stderr)
         return 1

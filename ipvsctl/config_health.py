@@ -27,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from ipvsctl.health.config import (
     Checker,
     HttpGet,
@@ -39,11 +37,11 @@ from ipvsctl.health.config import (
     status_codes,
 )
 from ipvsctl.model import PROTOCOLS, WEIGHT_MAX, FwmarkRules, SorryServer
+from ipvsctl.yaml_nodes import Node
 
 if TYPE_CHECKING:
     from ipvsctl.config import _Reader
 
-Node = yaml.Node
 UNSUPPORTED_CHECKERS = ("DNS_CHECK", "SMTP_CHECK", "UDP_CHECK", "PING_CHECK", "FILE_CHECK",
                         "BFD_CHECK")
 # Accepted and ignored, with a warning: they change nothing in the IPVS table.
@@ -150,10 +148,10 @@ def _fwmark_rules(r: _Reader, node: Node) -> FwmarkRules:
     protocol = "tcp"
     for k, v in r.mapping("fwmark_rules", node):
         if k.value == "vip":
-            items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            items = r.one_or_many(v)
             vips += [r.address(i, r.scalar("vip", i)) for i in items]
         elif k.value == "ports":
-            items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            items = r.one_or_many(v)
             ports += [r.integer("ports", i, 1, 65535) for i in items]
         elif k.value == "protocol":
             protocol = r.scalar("protocol", v).lower()
@@ -173,7 +171,7 @@ def _fwmark_rules(r: _Reader, node: Node) -> FwmarkRules:
 
 def checkers(r: _Reader, kind: str, node: Node) -> tuple[Checker, ...]:
     """`HTTP_GET: {...}` or `HTTP_GET: [{...}, {...}]` -> checker configs."""
-    blocks = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    blocks = r.one_or_many(node)
     return tuple(_checker(r, kind, b) for b in blocks)
 
 
@@ -212,7 +210,7 @@ def _checker(r: _Reader, kind: str, node: Node) -> Checker:
         if key in conv:
             values[key] = conv[key](key, v)
         elif key == "url" and http:
-            items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            items = r.one_or_many(v)
             urls += [_url(r, i) for i in items]
         elif key == "user" and cls is MiscCheck:
             words = r.scalar(key, v).split()
@@ -241,7 +239,7 @@ def _url(r: _Reader, node: Node) -> Url:
         if key == "path" or key == "digest" or key == "virtualhost":
             values[key] = r.scalar(key, v)
         elif key == "status_code":
-            items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            items = r.one_or_many(v)
             words = [w for i in items for w in r.scalar(key, i).split()]
             try:
                 values[key] = status_codes(*words)

@@ -80,11 +80,16 @@ class NodeReader:
             seen.add(k.value)
         return list(node.value)
 
+    @staticmethod
+    def one_or_many(node: Node) -> list[Node]:
+        """A list's entries, or the node itself: a single entry (a value or a block) may
+        be written without a list."""
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else [node]
+
     def sequence(self, key: str, node: Node) -> list[Node]:
+        """A list of values (a single value alone too); nothing after the key is none."""
         if self.is_null(node):
             return []
-        if isinstance(node, yaml.ScalarNode):
-            return [node]  # a single entry may be written without a list
-        if not isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"'{key}' must be a list")
-        return list(node.value)
+        return self.one_or_many(node)

@@ -121,7 +121,8 @@ class ProcessRunner:
                 lambda: _Drain(loop, self.keep_output), *argv,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd="/", **(ids or {}))
-        except (OSError, subprocess.SubprocessError) as err:
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as err:
+            # KeyError: a user or group given by a name this host does not have
             return ProcessResult(None, error=str(err))
         pgid = transport.get_pid()
         self._running[pgid] = drain

@@ -42,6 +42,8 @@ from ipvsctl.health.scheduler import HealthScheduler
 from ipvsctl.health.state import Event, RealServerDown, RealServerUp, WeightChange
 from ipvsctl.health.tcp import tcp_check
 from ipvsctl.model import RealServer, VirtualServer
+from ipvsctl.runner import ScriptRunner as IpvsctlScriptRunner
+from ipvsctl.runner import prepare_misc
 from pyvrrp.config.model import GlobalDefs
 from pyvrrp.io.scripts import ScriptError, ScriptRunner, check_script
 
@@ -415,6 +417,17 @@ async def test_misc_dynamic_exit_codes(tmp_path: Path) -> None:
     static = resolve(MiscCheck(misc_path=str(script)), RealServer(ip_address("127.0.0.1"), 80),
                      VS)
     assert not (await runner.run(static)).ok  # 255 without misc_dynamic is a failure
+
+
+async def test_misc_check_as_a_user_this_host_lacks_fails_without_raising(
+        tmp_path: Path) -> None:
+    script, _ = exit_script(tmp_path)
+    check = resolve(MiscCheck(misc_path=str(script), user="no-such-user-pyvrrp"),
+                    RealServer(ip_address("127.0.0.1"), 80), VS)
+    # ipvsctl's own runner (`ipvsctl run`), which leaves the user to the exec
+    outcome = await MiscRunner(IpvsctlScriptRunner(), prepare_misc).run(check)
+    assert not outcome.ok and "could not be started" in outcome.reason
+    assert "no-such-user-pyvrrp" in outcome.reason
 
 
 async def test_misc_timeout_kills_the_script(tmp_path: Path) -> None:
